@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from signal import SIGKILL, SIGTERM
 
 import httpx
 
@@ -75,18 +75,18 @@ class Proc:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
 
-    def stop(self, timeout: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
+    def stop(self, timeout: float = 10.0, sig: int = SIGTERM) -> int | None:
         if self.popen.poll() is None:
             self.signal(sig)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
+                self.signal(SIGKILL)
                 self.popen.wait(5)
         return self.popen.returncode
 
     def kill(self) -> None:
-        self.stop(timeout=5, sig=signal.SIGKILL)
+        self.stop(timeout=5, sig=SIGKILL)
 
 
 def start(
@@ -121,7 +121,9 @@ def start(
             wait_port(ready_port, timeout=timeout)
     except Exception as exc:
         proc.stop()
-        raise RuntimeError(f"{name} did not start: {exc}\n--- log ---\n{proc.log()[-4000:]}") from exc
+        raise RuntimeError(
+            f"{name} did not start: {exc}\n--- log ---\n{proc.log()[-4000:]}"
+        ) from exc
     return proc
 
 
@@ -135,8 +137,13 @@ def running(cmd: Sequence[str], **kwargs) -> Iterator[Proc]:
         proc.stop()
 
 
-def run_cli(args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60.0,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `python <args>` to completion and capture its output."""
     return subprocess.run(
         [PYTHON, *args],

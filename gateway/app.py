@@ -1,0 +1,95 @@
+"""The ONE wiring place: builds pools, breakers, the serving snapshot, the reloader, the proxy handler and
+the admin application from the serve options (STYLE.md principle 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from gateway.accesslog import AccessLog
+from gateway.admin import AdminState, build_admin_app, is_loopback
+from gateway.breakers import BreakerRegistry
+from gateway.config import load_config
+from gateway.proxy import Proxy, SnapshotRef
+from gateway.reload import Reloader
+from gateway.runtime import PoolSet, build_snapshot
+
+log = logging.getLogger("gateway")
+
+
+@dataclass
+class Settings:
+    """What build_gateway needs (the CLI's ServeOptions map onto it)."""
+
+    routes: str
+    admin_host: str = "127.0.0.1"
+    admin_token: str | None = field(default_factory=lambda: os.environ.get("GATEWAY_ADMIN_TOKEN"))
+    log_format: str = "json"
+    access_log: bool = True
+    watch_interval: float = 0.5
+    max_line_size: int = 8190
+    max_field_size: int = 8190
+
+
+class AdminTokenMissing(RuntimeError):
+    """Admin bound beyond loopback without GATEWAY_ADMIN_TOKEN: refuse to start."""
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    ref: SnapshotRef
+    pools: PoolSet
+    breakers: BreakerRegistry
+    reloader: Reloader
+    proxy: Proxy
+    server: web.Server
+    admin_app: web.Application
+    access_log: AccessLog | None
+    _watch: asyncio.Task[None] | None = None
+
+    async def start_background(self) -> None:
+        """Start the file watcher (call inside the running loop)."""
+        self._watch = asyncio.get_running_loop().create_task(
+            self.reloader.watch(self.settings.watch_interval)
+        )
+
+    async def close(self) -> None:
+        """Stop background work and close every upstream connection."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+        await self.reloader.close()
+        await self.pools.close()
+        if self.access_log is not None:
+            self.access_log.flush()
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    """Load and validate routes.yaml and wire the whole gateway (raises ConfigError on a bad file)."""
+    if not is_loopback(settings.admin_host) and not settings.admin_token:
+        raise AdminTokenMissing(
+            f"admin listener on {settings.admin_host} is not loopback: set GATEWAY_ADMIN_TOKEN"
+        )
+    config = load_config(settings.routes)
+    pools = PoolSet()
+    breakers = BreakerRegistry()
+    ref = SnapshotRef(build_snapshot(config, pools, breakers))
+    reloader = Reloader(settings.routes, ref, pools, breakers)
+    access_log = AccessLog(settings.log_format) if settings.access_log else None
+    proxy = Proxy(ref, access_log)
+    server = web.Server(
+        proxy,
+        access_log=None,  # the gateway writes its own one-line JSON access log
+        max_line_size=settings.max_line_size,
+        max_field_size=settings.max_field_size,
+    )
+    admin_app = build_admin_app(
+        AdminState(ref=ref, reloader=reloader, breakers=breakers, proxy=proxy),
+        settings.admin_token,  # a token, once set, is enforced on loopback too
+    )
+    return Gateway(settings, ref, pools, breakers, reloader, proxy, server, admin_app, access_log)

@@ -1,0 +1,146 @@
+"""Hot reload (SPEC §4.5) against a real gateway process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+
+from tests.gateway.conftest import routes_for
+
+
+def _route_of(gw, path: str) -> str:
+    return httpx.get(gw.url + path, timeout=5).headers["X-Gateway-Route"]
+
+
+def _wait_route(gw, path: str, want: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = _route_of(gw, path)
+        if got == want:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} still routed to {got!r}, wanted {want!r}")
+
+
+def _table(name: str, upstream: str = "b") -> str:
+    return f"""
+routes:
+  - name: {name}
+    path: /api/x
+    upstream: {upstream}
+"""
+
+
+def test_in_place_write_reloads(backends, start_gateway):
+    gw = start_gateway(routes_for(backends, _table("one")))
+    assert _route_of(gw, "/api/x") == "one"
+    gw.routes.write_text(routes_for(backends, _table("two")))
+    _wait_route(gw, "/api/x", "two")
+    reloads = httpx.get(gw.admin + "/metrics").text
+    assert 'gateway_config_reloads_total{result="success"}' in reloads
+
+
+def test_atomic_rename_reloads(backends, start_gateway):
+    gw = start_gateway(routes_for(backends, _table("one")))
+    tmp = gw.routes.with_suffix(".tmp")
+    tmp.write_text(routes_for(backends, _table("renamed")))
+    os.replace(tmp, gw.routes)
+    _wait_route(gw, "/api/x", "renamed")
+
+
+def test_symlink_swap_like_a_configmap(backends, start_gateway, tmp_path):
+    # Kubernetes: routes.yaml -> ..data/routes.yaml, ..data -> ..v1; an update swaps ..data atomically.
+    cm = tmp_path / "configmap"
+    for version, name in (("..v1", "v-one"), ("..v2", "v-two")):
+        (cm / version).mkdir(parents=True)
+        (cm / version / "routes.yaml").write_text(routes_for(backends, _table(name)))
+    (cm / "..data").symlink_to("..v1")
+    (cm / "routes.yaml").symlink_to("..data/routes.yaml")
+    gw = start_gateway(None, routes_path=cm / "routes.yaml")
+    assert _route_of(gw, "/api/x") == "v-one"
+    (cm / "..data_tmp").symlink_to("..v2")
+    os.replace(cm / "..data_tmp", cm / "..data")
+    _wait_route(gw, "/api/x", "v-two")
+
+
+def test_invalid_file_keeps_old_table_and_is_reported(backends, start_gateway):
+    gw = start_gateway(routes_for(backends, _table("good")))
+    gw.routes.write_text(routes_for(backends, _table("bad", upstream="nope")))
+    deadline = time.monotonic() + 5
+    err = None
+    while time.monotonic() < deadline:
+        err = httpx.get(gw.admin + "/-/routes").json()["last_error"]
+        if err:
+            break
+        time.sleep(0.05)
+    assert err and "nope" in err["message"] and err["at"]
+    assert _route_of(gw, "/api/x") == "good"
+    assert 'gateway_config_reloads_total{result="failure"}' in httpx.get(gw.admin + "/metrics").text
+    # Syntax error, empty file, deleted file: still the old table.
+    for text in ("version: 1\nroutes: [\n", ""):
+        gw.routes.write_text(text)
+        time.sleep(0.4)
+        assert _route_of(gw, "/api/x") == "good"
+    gw.routes.unlink()
+    time.sleep(0.4)
+    assert _route_of(gw, "/api/x") == "good"
+    gw.routes.write_text(routes_for(backends, _table("fixed")))
+    _wait_route(gw, "/api/x", "fixed")
+    assert httpx.get(gw.admin + "/-/routes").json()["last_error"] is None
+
+
+def test_sighup_and_admin_reload(backends, start_gateway):
+    gw = start_gateway(routes_for(backends, _table("one")), env={"GATEWAY_WATCH_INTERVAL": "3600"})
+    gw.routes.write_text(routes_for(backends, _table("hup")))
+    time.sleep(0.2)
+    assert _route_of(gw, "/api/x") == "one"  # the watcher is effectively off here
+    os.kill(gw.proc.pid, signal.SIGHUP)
+    _wait_route(gw, "/api/x", "hup")
+    gw.routes.write_text(routes_for(backends, _table("posted")))
+    r = httpx.post(gw.admin + "/-/reload")
+    assert r.status_code == 200 and r.json()["result"] == "success"
+    assert _route_of(gw, "/api/x") == "posted"
+    assert httpx.post(gw.admin + "/-/reload").json()["result"] == "unchanged"
+    gw.routes.write_text("version: 2\n")
+    r = httpx.post(gw.admin + "/-/reload")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_config"
+    assert _route_of(gw, "/api/x") == "posted"
+
+
+def test_reload_under_load_drops_nothing(backends, start_gateway):
+    gw = start_gateway(routes_for(backends, _table("r0")))
+    stop = threading.Event()
+    failures: list[str] = []
+    counts = [0]
+
+    def load() -> None:
+        with httpx.Client(base_url=gw.url, timeout=10) as c:
+            while not stop.is_set():
+                try:
+                    r = c.get("/api/x/1")
+                    if r.status_code != 200:
+                        failures.append(f"{r.status_code} {r.text[:200]}")
+                    counts[0] += 1
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(1, 16):
+            gw.routes.write_text(routes_for(backends, _table(f"r{i}", upstream="bc"[i % 2])))
+            time.sleep(0.15)
+            if i % 5 == 0:
+                httpx.post(gw.admin + "/-/reload")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert not failures, failures[:5]
+    assert counts[0] > 100

@@ -1,0 +1,98 @@
+"""The serve command as a process: start-up validation, access log, SIGTERM drain, --workers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import httpx
+
+from tests.gateway.conftest import routes_for
+from tests.support import procs
+
+
+def test_invalid_routes_at_startup_exit_1(tmp_path):
+    bad = tmp_path / "routes.yaml"
+    bad.write_text("version: 1\nupstreams: {}\n")
+    r = procs.run_cli(
+        [
+            "-m",
+            "gateway",
+            "serve",
+            "--routes",
+            str(bad),
+            "--port",
+            str(procs.free_port()),
+            "--admin-port",
+            str(procs.free_port()),
+        ]
+    )
+    assert r.returncode == 1
+    assert "routes.yaml" in r.stderr
+
+
+def test_access_log_one_json_line_per_request(backends, start_gateway):
+    gw = start_gateway(routes_for(backends))
+    httpx.get(gw.url + "/some/path?q=1", headers={"X-Request-ID": "log-me-1"})
+    httpx.get(gw.url + "/../bad")
+    deadline = time.monotonic() + 5
+    record = None
+    while time.monotonic() < deadline and record is None:
+        for line in gw.proc.log().splitlines():
+            if line.startswith("{") and "log-me-1" in line:
+                record = json.loads(line)
+        time.sleep(0.1)
+    assert record is not None, gw.proc.log()[-2000:]
+    assert record["request_id"] == "log-me-1"
+    assert record["method"] == "GET"
+    assert record["path"] == "/some/path"
+    assert record["route"] == "default"
+    assert record["upstream"] == "a"
+    assert record["status"] == 200
+    assert record["bytes"] > 0
+    assert record["duration_ms"] >= 0
+    assert "shadow" in record
+
+
+def test_sigterm_drains_in_flight_requests(backends, start_gateway):
+    gw = start_gateway(routes_for(backends), "--grace-period", "10")
+    result: dict[str, object] = {}
+
+    def slow() -> None:
+        try:
+            result["status"] = httpx.get(gw.url + "/slow?ms=1500", timeout=10).status_code
+        except httpx.HTTPError as exc:
+            result["error"] = repr(exc)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.4)
+    gw.proc.signal(signal.SIGTERM)
+    t.join(10)
+    assert result.get("status") == 200, result
+    assert gw.proc.popen.wait(10) == 0
+    try:
+        httpx.get(gw.url + "/x", timeout=1)
+        raise AssertionError("still accepting after drain")
+    except httpx.ConnectError:
+        pass
+
+
+def test_workers_share_the_port_and_aggregate_metrics(backends, start_gateway):
+    gw = start_gateway(routes_for(backends), "--workers", "2")
+    children = open(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read().split()
+    assert len(children) == 2
+    for _ in range(20):
+        with httpx.Client() as c:
+            c.get(gw.url + "/counted")
+    text = httpx.get(gw.admin + "/metrics").text
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("gateway_requests_total{") and 'route="default"' in line
+    )
+    assert (
+        total == 20
+    )  # both workers served (SO_REUSEPORT spreads connections); one exposition sums them
