@@ -35,7 +35,7 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	bash bench/run.sh
+	bash bench/gateway.sh
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
