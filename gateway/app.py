@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway.accesslog import AccessLog
 from gateway.admin import AdminState, build_admin_app, is_loopback
+from gateway.breaker_sync import BreakerSync
 from gateway.breakers import BreakerRegistry
 from gateway.config import load_config
 from gateway.proxy import Proxy, SnapshotRef
@@ -29,6 +30,7 @@ class Settings:
     admin_host: str = "127.0.0.1"
     admin_token: str | None = field(default_factory=lambda: os.environ.get("GATEWAY_ADMIN_TOKEN"))
     log_format: str = "json"
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL") or None)
     access_log: bool = True
     watch_interval: float = 0.5
     max_line_size: int = 8190
@@ -50,13 +52,16 @@ class Gateway:
     server: web.Server
     admin_app: web.Application
     access_log: AccessLog | None
+    breaker_sync: BreakerSync | None = None
     _watch: asyncio.Task[None] | None = None
 
     async def start_background(self) -> None:
-        """Start the file watcher (call inside the running loop)."""
+        """Start the file watcher and the Redis breaker sync (call inside the running loop)."""
         self._watch = asyncio.get_running_loop().create_task(
             self.reloader.watch(self.settings.watch_interval)
         )
+        if self.breaker_sync is not None:
+            await self.breaker_sync.start()
 
     async def close(self) -> None:
         """Stop background work and close every upstream connection."""
@@ -64,6 +69,8 @@ class Gateway:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
         await self.reloader.close()
+        if self.breaker_sync is not None:
+            await self.breaker_sync.close()
         await self.pools.close()
         if self.access_log is not None:
             self.access_log.flush()
@@ -92,4 +99,7 @@ def build_gateway(settings: Settings) -> Gateway:
         AdminState(ref=ref, reloader=reloader, breakers=breakers, proxy=proxy),
         settings.admin_token,  # a token, once set, is enforced on loopback too
     )
-    return Gateway(settings, ref, pools, breakers, reloader, proxy, server, admin_app, access_log)
+    sync = BreakerSync(settings.redis_url, breakers) if settings.redis_url else None
+    return Gateway(
+        settings, ref, pools, breakers, reloader, proxy, server, admin_app, access_log, sync
+    )

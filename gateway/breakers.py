@@ -25,6 +25,28 @@ class _UpstreamFailure(Exception):
     """Carries an upstream failure into pybreaker's accounting."""
 
 
+class SharedStateStorage(pybreaker.CircuitMemoryStorage):
+    """pybreaker's in-memory storage that reports every state write to `on_change` (no I/O here)."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.on_change: Any = None
+        self.changed_at = 0.0
+        self._applying = False
+
+    @property  # type: ignore[override]
+    def state(self) -> str:
+        return str(self._state)
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._state = state
+        if not self._applying:
+            self.changed_at = time.time()
+            if self.on_change is not None:
+                self.on_change()
+
+
 class _MetricsListener(pybreaker.CircuitBreakerListener):
     """Keeps gateway_breaker_state / _transitions_total in step with pybreaker (sync: no I/O here)."""
 
@@ -55,12 +77,17 @@ class Breaker:
         "_state_gauge",
         "_transitions",
         "on_change",
+        "forced_at",
+        "storage",
     )
 
     def __init__(self, route: str, upstream: str, settings: BreakerSettings) -> None:
         self.route = route
         self.upstream = upstream
         self.forced: str | None = None
+        self.forced_at = (
+            0.0  # wall-clock time of the last admin override (newest wins across replicas)
+        )
         self._trial = False
         self._opened_mono = 0.0
         self._state_gauge = metrics.BREAKER_STATE.labels(route, upstream)
@@ -70,11 +97,14 @@ class Breaker:
         self._state_gauge.set(0)
         # Called with (breaker, new_state) on every transition; the Redis sync hooks in here.
         self.on_change: Callable[[Breaker, str], None] | None = None
+        self.storage = SharedStateStorage(CLOSED)
+        self.storage.on_change = self._stored
         self.cb = pybreaker.CircuitBreaker(
             fail_max=settings.failures,
             reset_timeout=settings.reset_after,
             name=f"{route}/{upstream}",
             listeners=[_MetricsListener(self)],
+            state_storage=self.storage,
         )
 
     # -- state -----------------------------------------------------------------------------------------
@@ -110,8 +140,11 @@ class Breaker:
             self._trial = False
         self._state_gauge.set(STATE_VALUE[name])
         self._transitions[name].inc()
+
+    def _stored(self) -> None:
+        # pybreaker wrote a new state into our storage: tell the registry (and so the Redis sync).
         if self.on_change is not None:
-            self.on_change(self, name)
+            self.on_change(self, self.storage.state)
 
     # -- hot path --------------------------------------------------------------------------------------
     def allow(self) -> bool:
@@ -160,16 +193,21 @@ class Breaker:
 
     # -- admin -----------------------------------------------------------------------------------------
     def force_open(self) -> None:
+        """Kill switch: held open (no upstream call) until reset."""
         self.forced = "open"
+        self.forced_at = time.time()
         self._state_gauge.set(STATE_VALUE[OPEN])
 
     def force_closed(self) -> None:
+        """Held closed: failures are ignored until reset."""
         self.forced = "closed"
+        self.forced_at = time.time()
         self._state_gauge.set(STATE_VALUE[CLOSED])
 
     def reset(self) -> None:
         """Clear any override and the failure count: back to closed."""
         self.forced = None
+        self.forced_at = time.time()
         self._trial = False
         if self.cb.current_state != CLOSED:
             self.cb.close()
@@ -180,6 +218,8 @@ class Breaker:
     def apply_remote(self, state: str, forced: str | None, opened_ago: float | None) -> None:
         """Adopt a state another replica published (used by the Redis sync; never on the hot path)."""
         self.forced = forced
+        if forced is not None:
+            self._state_gauge.set(STATE_VALUE[OPEN if forced == "open" else CLOSED])
         current = self.cb.current_state
         if state == current:
             return

@@ -82,6 +82,15 @@ class _BodyStream:
         return chunk
 
 
+class _Trace:
+    """What happened to one request beyond the obvious (for the access log)."""
+
+    __slots__ = ("fallback",)
+
+    def __init__(self) -> None:
+        self.fallback: str | None = None  # "<from upstream>:<reason>" when the fallback served
+
+
 def new_request_id() -> str:
     return os.urandom(16).hex()
 
@@ -108,6 +117,7 @@ class Proxy:
         rt: RouteRuntime | None = None
         target: Target | None = None
         up_name: str | None = None
+        trace = _Trace()
         status = 500
         sent = 0
         metrics.INFLIGHT.inc()
@@ -121,7 +131,7 @@ class Proxy:
                 rt = snap.runtimes[match.route.name]
                 headers = self._upstream_headers(request, snap, rid)
                 resp, target = await self._forward(
-                    request, rt, match.upstream_path + query, headers
+                    request, rt, match.upstream_path + query, headers, trace
                 )
             except GatewayError as err:
                 status = err.status
@@ -156,6 +166,7 @@ class Proxy:
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 3),
                         "bytes": sent,
+                        "fallback": trace.fallback,
                         "shadow": None,
                     }
                 )
@@ -201,6 +212,7 @@ class Proxy:
         rt: RouteRuntime,
         target_path: str,
         headers: list[tuple[str, str]],
+        trace: _Trace,
     ) -> tuple[UpstreamResponse, Target]:
         """Pick the upstream (split, breaker, fallback) and exchange; retries idempotent requests."""
         method = request.method
@@ -226,9 +238,9 @@ class Proxy:
             if alt is not None:
                 target = alt
             elif fallback is not None and fallback.breaker.allow():
-                rt.count_fallback(target.name, fallback.name, "breaker_open")
+                self._fell_back(rt, target, fallback, "breaker_open", trace)
                 return await self._attempt(
-                    fallback, None, rt, method, target_path, headers, body, idempotent
+                    fallback, None, rt, method, target_path, headers, body, idempotent, trace
                 )
             else:
                 err = BreakerOpen(
@@ -238,7 +250,7 @@ class Proxy:
                 err.upstream = target.name
                 raise err
         return await self._attempt(
-            target, fallback, rt, method, target_path, headers, body, idempotent
+            target, fallback, rt, method, target_path, headers, body, idempotent, trace
         )
 
     async def _attempt(
@@ -251,6 +263,7 @@ class Proxy:
         headers: list[tuple[str, str]],
         body: bytes | _BodyStream | None,
         idempotent: bool,
+        trace: _Trace,
     ) -> tuple[UpstreamResponse, Target]:
         attempts = 1 + (rt.retries if idempotent else 0)
         attempt = 0
@@ -277,9 +290,9 @@ class Proxy:
                     and (exc.kind == "connect" or idempotent)
                     and fallback.breaker.allow()
                 ):
-                    rt.count_fallback(target.name, fallback.name, exc.kind)
+                    self._fell_back(rt, target, fallback, exc.kind, trace)
                     return await self._attempt(
-                        fallback, None, rt, method, target_path, headers, body, idempotent
+                        fallback, None, rt, method, target_path, headers, body, idempotent, trace
                     )
                 err: GatewayError
                 if exc.kind == "timeout":
@@ -303,13 +316,20 @@ class Proxy:
                     and fallback.breaker.allow()
                 ):
                     resp.release()
-                    rt.count_fallback(target.name, fallback.name, "status")
+                    self._fell_back(rt, target, fallback, "status", trace)
                     return await self._attempt(
-                        fallback, None, rt, method, target_path, headers, body, idempotent
+                        fallback, None, rt, method, target_path, headers, body, idempotent, trace
                     )
             else:
                 target.breaker.success()
             return resp, target
+
+    @staticmethod
+    def _fell_back(
+        rt: RouteRuntime, source: Target, fallback: Target, reason: str, trace: _Trace
+    ) -> None:
+        rt.count_fallback(source.name, fallback.name, reason)
+        trace.fallback = f"{source.name}:{reason}"
 
     # -- response side ---------------------------------------------------------------------------------
     async def _respond(

@@ -2,7 +2,7 @@
 
 Endpoints (any method):
   /status/{code}        answers that status with a JSON body
-  /slow?ms=N            answers after N milliseconds
+  /slow?ms=N[&only=X]   answers after N milliseconds (only backend X, when `only` is given)
   /hang                 accepts the request and never answers
   /big?size=N           streams N bytes (chunked, 64 KiB pieces)
   /upload               reads the whole body, answers its length and sha256
@@ -36,7 +36,8 @@ def build(name: str) -> web.Application:
             code = int(path.rsplit("/", 1)[1])
             return web.json_response({"backend": name, "status": code}, status=code, headers=hdr)
         if path == "/slow":
-            await asyncio.sleep(int(request.query.get("ms", "1000")) / 1000)
+            if request.query.get("only", name) == name:  # `only=b`: only backend b is slow
+                await asyncio.sleep(int(request.query.get("ms", "1000")) / 1000)
             return web.json_response({"backend": name, "slow": True}, headers=hdr)
         if path == "/hang":
             await asyncio.sleep(3600)
