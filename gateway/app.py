@@ -15,6 +15,7 @@ from gateway.admin import AdminState, build_admin_app, is_loopback
 from gateway.breaker_sync import BreakerSync
 from gateway.breakers import BreakerRegistry
 from gateway.config import load_config
+from gateway.listener import ProxyServer
 from gateway.proxy import Proxy, SnapshotRef
 from gateway.reload import Reloader
 from gateway.runtime import PoolSet, build_snapshot
@@ -35,6 +36,8 @@ class Settings:
     watch_interval: float = 0.5
     max_line_size: int = 8190
     max_field_size: int = 8190
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0  # idle keep-alive client connections (nginx's default)
 
 
 class AdminTokenMissing(RuntimeError):
@@ -89,11 +92,13 @@ def build_gateway(settings: Settings) -> Gateway:
     reloader = Reloader(settings.routes, ref, pools, breakers)
     access_log = AccessLog(settings.log_format) if settings.access_log else None
     proxy = Proxy(ref, access_log)
-    server = web.Server(
+    server = ProxyServer(
         proxy,
+        header_timeout=settings.header_timeout,
         access_log=None,  # the gateway writes its own one-line JSON access log
         max_line_size=settings.max_line_size,
         max_field_size=settings.max_field_size,
+        keepalive_timeout=settings.keepalive_timeout,
     )
     admin_app = build_admin_app(
         AdminState(ref=ref, reloader=reloader, breakers=breakers, proxy=proxy),

@@ -61,6 +61,7 @@ async def _serve(options: Any) -> int:
         routes=options.routes,
         admin_host=options.admin_host,
         log_format=options.log_format,
+        header_timeout=float(getattr(options, "header_timeout", 10.0)),
         watch_interval=float(os.environ.get("GATEWAY_WATCH_INTERVAL", "0.5")),
     )
     try:

@@ -96,3 +96,39 @@ def test_workers_share_the_port_and_aggregate_metrics(backends, start_gateway):
     assert (
         total == 20
     )  # both workers served (SO_REUSEPORT spreads connections); one exposition sums them
+
+
+def test_slowloris_head_is_cut_off_but_slow_bodies_are_not(backends, start_gateway):
+    import socket
+
+    gw = start_gateway(routes_for(backends), "--header-timeout", "1")
+    # A client that trickles its request head is cut off after --header-timeout.
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n")
+        data = b""
+        try:
+            for _ in range(10):
+                s.sendall(b"X-Slow: 1\r\n")
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+                time.sleep(0.3)
+        except OSError:
+            pass
+    assert time.monotonic() - t0 < 4
+    assert data.startswith(b"HTTP/1.1 408"), data[:100]
+
+    # A connection that sends nothing at all is closed too.
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        assert s.recv(4096).startswith(b"HTTP/1.1 408")
+
+    # A slow request BODY (head complete) is not subject to the head deadline.
+    def slow_body():
+        for _ in range(4):
+            time.sleep(0.4)
+            yield b"z" * 10
+
+    r = httpx.post(gw.url + "/upload", content=slow_body(), timeout=10)
+    assert r.status_code == 200 and r.json()["length"] == 40

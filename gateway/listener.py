@@ -1,0 +1,74 @@
+"""The proxy's HTTP listener: aiohttp's low-level server plus a request-head deadline (slowloris guard).
+
+aiohttp bounds idle keep-alive connections but not a client that trickles its request head; here a
+connection that has started (or opened for) a request head and not completed it within `header_timeout`
+seconds gets `408` and is closed (SPEC §6). Request bodies are not affected: the deadline only runs
+between requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b'Content-Length: 72\r\n\r\n{"error":"request_timeout","detail":"request head not received in time"}'
+)
+
+
+class _GuardedHandler(RequestHandler):
+    __slots__ = ("_head_timeout", "_head_timer")
+
+    def __init__(self, manager: web.Server, *, head_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._head_timeout = head_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._head_timeout > 0 and self._head_timer is None:
+            self._head_timer = self._loop.call_later(self._head_timeout, self._head_expired)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(_TIMEOUT_RESPONSE)
+        self.force_close()
+
+    def data_received(self, data: bytes) -> None:
+        before = self._request_count
+        super().data_received(data)
+        if self._request_count != before:
+            self._disarm()  # a whole head arrived
+        elif self._current_request is None and not self._messages:
+            self._arm()  # bytes of a new head, not complete yet
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+class ProxyServer(web.Server):
+    """`web.Server` whose connections enforce the request-head deadline."""
+
+    def __init__(self, handler: Any, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.header_timeout = header_timeout
+
+    def __call__(self) -> RequestHandler:
+        return _GuardedHandler(
+            self, head_timeout=self.header_timeout, loop=self._loop, **self._kwargs
+        )
