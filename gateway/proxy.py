@@ -287,7 +287,7 @@ class Proxy:
                 if (
                     fallback is not None
                     and replayable
-                    and (exc.kind == "connect" or idempotent)
+                    and (exc.kind == "connect" or not exc.request_sent or idempotent)
                     and fallback.breaker.allow()
                 ):
                     self._fell_back(rt, target, fallback, exc.kind, trace)

@@ -1,0 +1,75 @@
+"""Encode a request head, with framing chosen from the body's type (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from gateway.upstream.errors import BodyLengthMismatch
+
+__all__ = ["BODY_METHODS", "IDEMPOTENT_METHODS", "encode_head"]
+
+# Methods whose requests carry a body by definition: send `Content-Length: 0` when there is none.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+Body = bytes | bytearray | AsyncIterator[bytes] | None
+
+
+def encode_head(
+    method: str, target: str, headers: Sequence[tuple[str, str]], body: Body
+) -> tuple[bytes, int | None]:
+    """The request head as bytes, and for an iterator body its declared length (None: chunked).
+
+    The caller's headers go out as given, except `Content-Length`/`Transfer-Encoding`,
+    which the framing replaces. Raises ValueError on CR/LF inside the head (header injection)
+    and BodyLengthMismatch when a declared Content-Length contradicts a bytes body.
+    """
+    parts = [method, " ", target, " HTTP/1.1\r\n"]
+    declared: str | None = None
+    lines = 2  # request line + the blank line
+    for name, value in headers:
+        n = len(name)
+        # Length check first: lower() only for the two names framing owns.
+        if n == 14 or n == 17:
+            low = name.lower()
+            if low == "content-length":
+                declared = value
+                continue
+            if low == "transfer-encoding":
+                continue
+        parts += (name, ": ", value, "\r\n")
+        lines += 1
+    stream_length: int | None = None
+    if body is None:
+        if declared is not None and _parse_length(declared) != 0:
+            raise BodyLengthMismatch(f"Content-Length {declared} declared without a body")
+        if declared is not None or method in BODY_METHODS:
+            parts.append("Content-Length: 0\r\n")
+            lines += 1
+    elif isinstance(body, (bytes, bytearray)):
+        size = len(body)
+        if declared is not None and _parse_length(declared) != size:
+            raise BodyLengthMismatch(f"Content-Length {declared} but the body has {size} bytes")
+        parts += ("Content-Length: ", str(size), "\r\n")
+        lines += 1
+    elif declared is not None:
+        stream_length = _parse_length(declared)
+        parts += ("Content-Length: ", str(stream_length), "\r\n")
+        lines += 1
+    else:
+        parts.append("Transfer-Encoding: chunked\r\n")
+        lines += 1
+    parts.append("\r\n")
+    text = "".join(parts)
+    # One C-level count instead of a per-header scan: any CR/LF beyond the framing is injected.
+    if text.count("\n") != lines or text.count("\r") != lines:
+        raise ValueError("CR or LF inside the request target or a header")
+    # aiohttp decodes request heads as UTF-8 with surrogateescape: this restores the exact bytes.
+    return text.encode("utf-8", "surrogateescape"), stream_length
+
+
+def _parse_length(value: str) -> int:
+    value = value.strip()
+    if not value.isdigit():
+        raise BodyLengthMismatch(f"invalid Content-Length {value!r}")
+    return int(value)

@@ -1,0 +1,121 @@
+"""The response head of one exchange, and its body as it arrives."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from gateway.upstream.errors import BodyTooLarge
+
+if TYPE_CHECKING:
+    from gateway.upstream.connection import Connection
+
+__all__ = ["UpstreamResponse"]
+
+
+class UpstreamResponse:
+    """Status and headers as received (order and duplicates kept); the body is read from it.
+
+    `content_length` is the declared length (None if absent); `chunked` tells whether the
+    upstream used chunked framing; `keep_alive` whether the connection may be reused.
+    Responses to HEAD and 1xx/204/304 have no body whatever their headers say.
+    Once the body has been fully read the connection goes back to the pool by itself;
+    call `release()` in a `finally` anyway (it is idempotent).
+    """
+
+    __slots__ = ("status", "reason", "headers", "content_length", "chunked", "keep_alive", "_conn")
+
+    def __init__(
+        self,
+        conn: Connection,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        content_length: int | None,
+        chunked: bool,
+        keep_alive: bool,
+    ) -> None:
+        self._conn: Connection | None = conn
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.content_length = content_length
+        self.chunked = chunked
+        self.keep_alive = keep_alive
+
+    def __repr__(self) -> str:
+        return f"<UpstreamResponse {self.status} {self.reason}>"
+
+    def iter_chunks(self, idle_timeout: float = 60.0) -> AsyncIterator[bytes]:
+        """The body as it arrives, de-chunked; each wait for data is bounded by `idle_timeout`.
+
+        Raises UpstreamReset if the connection drops mid-body, UpstreamTimeout if no data
+        arrives within `idle_timeout`; either closes the connection.
+        """
+        return _BodyIterator(self, idle_timeout)
+
+    async def read(self, limit: int | None = None, idle_timeout: float = 60.0) -> bytes:
+        """The whole (remaining) body; raises BodyTooLarge past `limit` bytes."""
+        conn = self._conn
+        if conn is None:
+            return b""
+        if conn.complete and (limit is None or conn.buffered <= limit):
+            # Fast path: the body arrived with the head (the common small-response case).
+            data = conn.take_all()
+            self.release()
+            return data
+        parts: list[bytes] = []
+        size = 0
+        while (chunk := await self.next_chunk(idle_timeout)) is not None:
+            size += len(chunk)
+            parts.append(chunk)
+            if limit is not None and size > limit:
+                raise BodyTooLarge(limit, b"".join(parts))
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def next_chunk(self, idle_timeout: float = 60.0) -> bytes | None:
+        """The next piece of the body, or None at its end (the connection is then released)."""
+        conn = self._conn
+        if conn is None:
+            return None
+        chunk = conn.pop_chunk()
+        if chunk is None:
+            if conn.complete:
+                self.release()
+                return None
+            try:
+                chunk = await conn.wait_chunk(idle_timeout)
+            except BaseException:
+                # Reset, timeout or the caller's cancellation: never leave the connection behind.
+                conn.abort()
+                self.release()
+                raise
+            if chunk is None:
+                self.release()
+        return chunk
+
+    def release(self) -> None:
+        """Give the connection back: pooled if the whole response arrived, else closed."""
+        conn = self._conn
+        if conn is not None:
+            self._conn = None
+            conn.pool._release(conn)
+
+
+class _BodyIterator:
+    """A plain async iterator: cheaper than an async generator and needs no aclose()."""
+
+    __slots__ = ("_resp", "_idle_timeout")
+
+    def __init__(self, resp: UpstreamResponse, idle_timeout: float) -> None:
+        self._resp = resp
+        self._idle_timeout = idle_timeout
+
+    def __aiter__(self) -> _BodyIterator:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._resp.next_chunk(self._idle_timeout)
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
