@@ -78,7 +78,14 @@ class AccessLog:
             del self._buf[:n]
 
 
+_second_cache: list[object] = [-1, ""]
+
+
 def now_iso() -> str:
-    """UTC wall-clock time with milliseconds, for log lines."""
+    """UTC wall-clock time with milliseconds, for log lines (the formatted second is cached)."""
     t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+    sec = int(t)
+    if sec != _second_cache[0]:
+        _second_cache[0] = sec
+        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_second_cache[1]}.{int((t - sec) * 1000):03d}Z"
