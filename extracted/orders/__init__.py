@@ -1,0 +1,1 @@
+"""The extracted orders service: hexagonal inside (domain, service, adapters, entrypoints)."""

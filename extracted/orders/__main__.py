@@ -1,0 +1,7 @@
+"""`python -m extracted.orders [serve|sync] ...`."""
+
+import sys
+
+from extracted.orders.entrypoints.cli import main
+
+sys.exit(main())

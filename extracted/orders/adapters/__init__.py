@@ -1,0 +1,1 @@
+"""Adapters: SQLAlchemy persistence, httpx clients of inventory and the monolith, breakers."""

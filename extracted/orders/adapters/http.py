@@ -1,0 +1,59 @@
+"""The guarded httpx exchange shared by the inventory and customers clients."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from extracted.orders.adapters.breaker import DependencyBreaker, DependencyFailure
+
+
+def segment(value: str | int) -> str:
+    """A value quoted as one path segment (a sku may hold any character)."""
+    return quote(str(value), safe="")
+
+
+def make_client(
+    base_url: str,
+    *,
+    timeout: float = 3.0,
+    connect_timeout: float = 1.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An AsyncClient for one dependency, with bounded connect and total timeouts."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        transport=transport,
+        headers={"Accept": "application/json"},
+    )
+
+
+async def exchange(
+    client: httpx.AsyncClient,
+    breaker: DependencyBreaker,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+) -> httpx.Response:
+    """One request through the breaker: transport errors and 5xx count as failures."""
+    async with breaker.guard():
+        try:
+            resp = await client.request(method, path, json=json)
+        except httpx.TransportError as exc:  # connect errors, timeouts, protocol errors
+            raise DependencyFailure(f"{breaker.name}: {exc!r}") from exc
+        if resp.status_code >= 500:
+            raise DependencyFailure(f"{breaker.name}: {method} {path} -> {resp.status_code}")
+    return resp
+
+
+def error_code(resp: httpx.Response) -> str | None:
+    """The `error` code of a JSON error body, or None."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None

@@ -1,0 +1,1 @@
+"""Entrypoints: the aiohttp API, the wiring, and the CLI (serve, sync)."""

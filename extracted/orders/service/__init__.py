@@ -1,0 +1,1 @@
+"""Use cases of the orders service, written against ports (no HTTP, no SQL here)."""
