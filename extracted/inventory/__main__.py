@@ -1,0 +1,6 @@
+"""`python -m extracted.inventory [serve|sync] ...`: argparse lives in entrypoints.cli."""
+
+from extracted.inventory.entrypoints.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

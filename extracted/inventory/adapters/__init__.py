@@ -1,0 +1,1 @@
+"""Adapters: SQLAlchemy persistence (tables, repository, unit of work) and the legacy client."""

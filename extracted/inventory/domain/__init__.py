@@ -1,0 +1,33 @@
+"""Pure inventory domain: no I/O imports here."""
+
+from extracted.inventory.domain.errors import (
+    InsufficientStock,
+    InventoryError,
+    ItemNotFound,
+    ReservationConflict,
+)
+from extracted.inventory.domain.model import (
+    NEW_SERVICES_ID_FLOOR,
+    DomainEvent,
+    Item,
+    Origin,
+    Reservation,
+    ReservationMade,
+    ReservationReleased,
+    Restocked,
+)
+
+__all__ = [
+    "NEW_SERVICES_ID_FLOOR",
+    "DomainEvent",
+    "InsufficientStock",
+    "InventoryError",
+    "Item",
+    "ItemNotFound",
+    "Origin",
+    "Reservation",
+    "ReservationConflict",
+    "ReservationMade",
+    "ReservationReleased",
+    "Restocked",
+]

@@ -1,0 +1,1 @@
+"""Entrypoints: the aiohttp API and the command line."""

@@ -1,0 +1,213 @@
+"""The aiohttp HTTP API: SPEC §3's inventory endpoints, /healthz, JSON 404/405.
+
+Handlers only translate HTTP to use-case calls and back; the use cases are synchronous
+(SQLAlchemy), so they run in worker threads via `asyncio.to_thread`, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from aiohttp import web
+
+from extracted.events import EventBus, OutboxRelay, bus_from_env
+from extracted.inventory.adapters.database import Database, database_url_from_env
+from extracted.inventory.adapters.orm import outbox
+from extracted.inventory.adapters.unit_of_work import uow_factory
+from extracted.inventory.domain.errors import InventoryError
+from extracted.inventory.entrypoints import errors, parsing
+from extracted.inventory.entrypoints.errors import ApiError
+from extracted.inventory.service import handlers
+from extracted.inventory.service.ports import UnitOfWorkFactory
+from extracted.inventory.service.views import item_json, reservation_json
+
+log = logging.getLogger("extracted.inventory.api")
+
+DATABASE = web.AppKey("database", Database)
+UOW = web.AppKey[UnitOfWorkFactory]("uow_factory")
+RELAY = web.AppKey("outbox_relay", OutboxRelay)
+
+_T = TypeVar("_T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    """The shop's one JSON encoding: compact orjson, keys in insertion order."""
+    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+
+
+def list_json(items: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    """`{"items","total","generated_at"}`; generated_at is "now" (deliberately)."""
+    now = handlers.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"items": items, "total": total, "generated_at": now}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as `{"error","detail"}` JSON: API errors, router 404/405, DB outages."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(exc.body(), exc.status)
+    except InventoryError as exc:
+        err = errors.from_domain(exc)
+        return json_response(err.body(), err.status)
+    except web.HTTPNotFound:
+        return json_response(errors.path_not_found().body(), 404)
+    except web.HTTPRequestEntityTooLarge:
+        return json_response(errors.body_too_large().body(), 413)
+    except web.HTTPMethodNotAllowed as exc:
+        body = errors.method_not_allowed(request.method).body()
+        resp = json_response(body, 405)
+        resp.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return resp
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+        log.warning("database unavailable: %s", exc)
+        err = errors.database_unavailable()
+        return json_response(err.body(), err.status)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_response({"error": "internal_error", "detail": "internal server error"}, 500)
+
+
+async def _call(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking use case in a worker thread (tables made first if start-up could not)."""
+    db = request.app[DATABASE]
+
+    def call() -> Any:
+        db.ensure_schema()
+        return fn(*args)
+
+    return await asyncio.to_thread(call)
+
+
+def _uow(request: web.Request) -> UnitOfWorkFactory:
+    return request.app[UOW]
+
+
+async def list_items(request: web.Request) -> web.Response:
+    """GET /api/inventory."""
+    limit, offset = parsing.page(request.query)
+    items, total = await _call(request, handlers.list_items, limit, offset, _uow(request))
+    return json_response(list_json([item_json(i) for i in items], total))
+
+
+async def get_item(request: web.Request) -> web.Response:
+    """GET /api/inventory/{sku}."""
+    item = await _call(request, handlers.get_item, request.match_info["sku"], _uow(request))
+    return json_response(item_json(item))
+
+
+async def _validated(request: web.Request, parse: Callable[[], _T]) -> _T:
+    """`parse()`, but an unknown sku answers 404 before a bad body or query (legacy order)."""
+    try:
+        return parse()
+    except ApiError:
+        sku = request.match_info["sku"]
+        # Only the error path pays for this look-up; a valid request finds out in its use case.
+        await _call(request, handlers.get_item, sku, _uow(request))
+        raise
+
+
+async def reserve(request: web.Request) -> web.Response:
+    """POST /api/inventory/{sku}/reservations: 201 new, 200 repeat, 409 conflict/stock."""
+    sku = request.match_info["sku"]
+    raw = await request.read()
+    order_id, qty = await _validated(request, lambda: parsing.reservation_body(raw))
+    result = await _call(
+        request, handlers.reserve, handlers.Reserve(sku, order_id, qty), _uow(request)
+    )
+    return json_response(reservation_json(result.reservation), 201 if result.created else 200)
+
+
+async def list_reservations(request: web.Request) -> web.Response:
+    """GET /api/inventory/{sku}/reservations, ordered by order_id."""
+    limit, offset = await _validated(request, lambda: parsing.page(request.query))
+    sku = request.match_info["sku"]
+    page, total = await _call(
+        request, handlers.list_reservations, sku, limit, offset, _uow(request)
+    )
+    return json_response(list_json([reservation_json(r) for r in page], total))
+
+
+async def release(request: web.Request) -> web.Response:
+    """DELETE /api/inventory/{sku}/reservations/{order_id}: 204 (also when nothing was held)."""
+    sku = request.match_info["sku"]
+    raw_id = request.match_info["order_id"]
+    order_id = await _validated(request, lambda: parsing.path_order_id(raw_id))
+    await _call(request, handlers.release, handlers.Release(sku, order_id), _uow(request))
+    return web.Response(status=204)
+
+
+async def restock(request: web.Request) -> web.Response:
+    """POST /api/inventory/{sku}/restock: 200 item."""
+    sku = request.match_info["sku"]
+    raw = await request.read()
+    qty = await _validated(request, lambda: parsing.restock_body(raw))
+    item = await _call(request, handlers.restock, handlers.Restock(sku, qty), _uow(request))
+    return json_response(item_json(item))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 `{"status":"ok"}`; 503 when the database does not answer."""
+    try:
+        await asyncio.to_thread(request.app[DATABASE].ping)
+    except Exception as exc:  # any failure to reach the database means "not healthy"
+        log.warning("health check failed: %s", exc)
+        return json_response({"status": "unavailable", "detail": errors.DATABASE_UNAVAILABLE}, 503)
+    return json_response({"status": "ok"})
+
+
+def _relay_ctx(bus: EventBus | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def relay(app: web.Application) -> AsyncIterator[None]:
+        try:
+            await asyncio.to_thread(app[DATABASE].ensure_schema)
+        except sa.exc.DBAPIError as exc:
+            # Serve anyway: /healthz says 503 and requests retry the schema once it is back.
+            log.warning("database unavailable at start-up: %s", exc)
+        the_bus = bus if bus is not None else bus_from_env()
+        app[RELAY] = OutboxRelay(app[DATABASE].engine, outbox, the_bus)
+        task = asyncio.create_task(app[RELAY].run(), name="inventory-outbox-relay")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await the_bus.close()
+            app[DATABASE].dispose()
+
+    return relay
+
+
+def create_app(
+    database: Database | None = None,
+    *,
+    bus: EventBus | None = None,
+) -> web.Application:
+    """The inventory web application (the one wiring place).
+
+    `database` defaults to `INVENTORY_DATABASE_URL`; `bus` to `bus_from_env()`. Tables are
+    created at start-up and the outbox relay runs for the app's lifetime (cleanup_ctx).
+    """
+    app = web.Application(middlewares=[error_middleware])
+    db = database if database is not None else Database(database_url_from_env())
+    app[DATABASE] = db
+    app[UOW] = uow_factory(db)
+    app.cleanup_ctx.append(_relay_ctx(bus))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/inventory", list_items)
+    app.router.add_get("/api/inventory/{sku}", get_item)
+    app.router.add_get("/api/inventory/{sku}/reservations", list_reservations)
+    app.router.add_post("/api/inventory/{sku}/reservations", reserve)
+    app.router.add_delete("/api/inventory/{sku}/reservations/{order_id}", release)
+    app.router.add_post("/api/inventory/{sku}/restock", restock)
+    return app

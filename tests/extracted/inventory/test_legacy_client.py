@@ -1,0 +1,56 @@
+"""The legacy HTTP client through httpx.MockTransport: pagination and malformed answers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from extracted.inventory.adapters.legacy_client import PAGE, LegacyError, LegacyInventoryClient
+from extracted.inventory.domain.sync import LegacyItem
+
+SKUS = [f"SKU-{n:04d}" for n in range(1, 603)]  # more than one page of items
+
+
+def fake_legacy(request: httpx.Request) -> httpx.Response:
+    limit = int(request.url.params["limit"])
+    offset = int(request.url.params["offset"])
+    parts = request.url.path.split("/")
+    if request.url.path == "/api/inventory":
+        rows = [
+            {"sku": s, "name": f"n{s}", "price_cents": 100, "on_hand": 9, "reserved": 0}
+            for s in SKUS
+        ]
+    elif parts[-1] == "reservations":
+        sku = parts[3]
+        count = 3 if sku != "SKU-0002" else PAGE + 5  # one item with two pages
+        rows = [{"sku": sku, "order_id": i, "qty": 1} for i in range(1, count + 1)]
+    else:
+        return httpx.Response(404, json={"error": "not_found", "detail": "no such resource"})
+    page = rows[offset : offset + limit]
+    return httpx.Response(200, json={"items": page, "total": len(rows), "generated_at": "x"})
+
+
+def test_items_paginate_items_and_reservations_in_sku_order() -> None:
+    with LegacyInventoryClient("http://legacy", transport=httpx.MockTransport(fake_legacy)) as c:
+        items = list(c.items())
+    assert [i.sku for i in items] == SKUS
+    assert items[0] == LegacyItem("SKU-0001", "nSKU-0001", 100, 9, {1: 1, 2: 1, 3: 1})
+    assert len(items[1].reservations) == PAGE + 5
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(500, text="boom"),
+        httpx.Response(200, json=[1, 2]),
+        httpx.Response(200, text="<html>not json</html>"),
+        httpx.Response(200, json={"items": [{"sku": 5}], "total": 1}),
+    ],
+)
+def test_answers_outside_the_contract_raise_legacy_error(response: httpx.Response) -> None:
+    transport = httpx.MockTransport(lambda _req: response)
+    with (
+        LegacyInventoryClient("http://legacy", transport=transport) as c,
+        pytest.raises(LegacyError),
+    ):
+        list(c.items())
