@@ -250,4 +250,4 @@ TARGETS: dict[str, TargetFactory] = {
     "extracted-postgres": extracted_postgres,
 }
 # What runs when CONTRACT_TARGETS is unset (the lead decides when the extracted ones join).
-DEFAULT_TARGETS = ("legacy-sqlite", "legacy-postgres")
+DEFAULT_TARGETS = ("legacy-sqlite", "legacy-postgres", "extracted-sqlite", "extracted-postgres")
