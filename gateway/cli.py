@@ -1,0 +1,250 @@
+"""Command line: `serve`, `check` and `explain` (SPEC §4.9). `__main__` only calls `main()`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from gateway.config import Config, ConfigError, load_config
+from gateway.paths import BadPath, normalise
+from gateway.table import CompiledRoute, RouteTable
+
+__all__ = ["ServeOptions", "explain_json", "main"]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything `gateway.server.run` needs from the command line."""
+
+    routes: Path
+    host: str = "0.0.0.0"
+    port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9901
+    workers: int = 1
+    log_format: Literal["json", "text"] = "json"
+    header_timeout: float = 10.0
+    grace_period: float = 30.0
+
+
+def explain_json(table: RouteTable, method: str, path: str) -> dict[str, Any]:
+    """`{"route", "upstream", "reason", ...}` for a raw request path; raises BadPath.
+
+    `upstream` is the route's upstream, or for a split route its upstreams joined by ","
+    (the weights are under `split`). Shared by `explain --json` and admin `/-/explain`.
+    """
+    normalised = normalise(path)
+    method = method.upper()
+    found = table.explain(method, normalised)
+    route = found.route
+    return {
+        "route": route.name,
+        "upstream": _upstream_text(route),
+        "reason": found.reason,
+        "method": method,
+        "path": normalised,
+        "upstream_path": found.upstream_path,
+        "params": found.params,
+        "split": dict(route.split) if route.split else None,
+        "fallback": route.fallback,
+        "shadow": route.shadow.upstream if route.shadow else None,
+    }
+
+
+def _upstream_text(route: CompiledRoute) -> str:
+    if route.split:
+        return ",".join(name for name, _ in route.split)
+    return route.upstream or ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` and run the command; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    handler = {"check": _check, "explain": _explain, "serve": _serve}[args.command]
+    return int(handler(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate a routes.yaml and summarise it")
+    check.add_argument("routes", type=Path)
+
+    explain = sub.add_parser("explain", help="say which route serves a request, and why")
+    explain.add_argument("routes", type=Path)
+    explain.add_argument("method")
+    explain.add_argument("path")
+    explain.add_argument("--json", action="store_true", help="print JSON like admin /-/explain")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--routes", type=Path, default=Path("routes.yaml"))
+    serve.add_argument("--host", default=ServeOptions.host)
+    serve.add_argument("--port", type=_port, default=ServeOptions.port)
+    serve.add_argument("--admin-host", default=ServeOptions.admin_host)
+    serve.add_argument("--admin-port", type=_port, default=ServeOptions.admin_port)
+    serve.add_argument("--workers", type=_positive_int, default=ServeOptions.workers)
+    serve.add_argument("--log-format", choices=["json", "text"], default=ServeOptions.log_format)
+    serve.add_argument(
+        "--header-timeout", type=_positive_float, default=ServeOptions.header_timeout
+    )
+    serve.add_argument(
+        "--grace-period", type=_non_negative_float, default=ServeOptions.grace_period
+    )
+    return parser
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _load(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        print(f"{path}: {len(exc.errors)} error(s)", file=sys.stderr)
+        return None
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _load(args.routes)
+    if config is None:
+        return 1
+    table = RouteTable.compile(config)
+    print(summary(table))
+    return 0
+
+
+def summary(table: RouteTable) -> str:
+    """A one-screen text summary of a compiled table (used by `check`)."""
+    config = table.config
+    out = [f"{config.source}: OK  hash {config.hash[:12]}"]
+    out.append(f"upstreams ({len(config.upstreams)}):")
+    width = max(len(n) for n in config.upstreams)
+    for name, upstream in config.upstreams.items():
+        out.append(f"  {name:<{width}}  {upstream.url}")
+    out.append(f"routes ({len(table.routes)}):")
+    if table.routes:
+        nwidth = max(len(r.name) for r in table.routes)
+        pwidth = max(len(r.path) + (8 if r.exact else 0) for r in table.routes)
+        for r in table.routes:
+            path = f"{r.path} (exact)" if r.exact else r.path
+            methods = ",".join(sorted(r.methods)) if r.methods is not None else "*"
+            out.append(
+                f"  {r.name:<{nwidth}}  {path:<{pwidth}}  {methods:<9} {r.mode:<14} {_targets(r)}"
+            )
+    d = table.default
+    out.append(f"default: -> {d.upstream}  timeout {d.timeout:g}s")
+    out.append(f"shadow store: {config.shadow_store}")
+    return "\n".join(out)
+
+
+def _targets(route: CompiledRoute) -> str:
+    if route.split:
+        target = " ".join(f"{name}:{weight}" for name, weight in route.split)
+        if route.sticky:
+            target += f" (sticky {route.sticky})"
+    else:
+        target = f"-> {route.upstream}"
+    if route.rewrite:
+        target += f" rewrite {route.rewrite}"
+    if route.fallback:
+        target += f" fallback {route.fallback}"
+    if route.shadow:
+        target += f" shadow {route.shadow.upstream} {route.shadow.sample:.0%}"
+    return target
+
+
+def _explain(args: argparse.Namespace) -> int:
+    config = _load(args.routes)
+    if config is None:
+        return 1
+    table = RouteTable.compile(config)
+    try:
+        result = explain_json(table, args.method, args.path)
+    except BadPath as exc:
+        print(f"bad path {args.path!r}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    route = table.by_name[result["route"]]
+    print(f"{result['method']} {result['path']} -> route {route.name}")
+    if route.split:
+        print("  upstreams: " + ", ".join(f"{n} (weight {w})" for n, w in route.split))
+        if route.sticky:
+            print(f"  sticky on header {route.sticky}")
+    else:
+        print(f"  upstream: {route.upstream}")
+    if route.fallback:
+        print(f"  fallback: {route.fallback}")
+    if route.shadow:
+        print(f"  shadow: {route.shadow.upstream} (sample {route.shadow.sample:g})")
+    print(f"  upstream path: {result['upstream_path']}")
+    if result["params"]:
+        print("  params: " + ", ".join(f"{k}={v}" for k, v in result["params"].items()))
+    print(
+        f"  timeout {route.timeout:g}s, breaker {route.breaker.failures} failures / "
+        f"{route.breaker.reset_after:g}s, retries {route.retries}"
+    )
+    print("why:")
+    for line in result["reason"].splitlines():
+        print(f"  {line}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Refuse to start on a broken file: better than serving everything to the default.
+    if _load(args.routes) is None:
+        return 1
+    options = ServeOptions(
+        routes=args.routes,
+        host=args.host,
+        port=args.port,
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
+        workers=args.workers,
+        log_format=args.log_format,
+        header_timeout=args.header_timeout,
+        grace_period=args.grace_period,
+    )
+    # Imported here so `check`/`explain` never pay for the server's imports.
+    from gateway.server import run
+
+    return int(run(options))
