@@ -34,8 +34,8 @@ class Settings:
     redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL") or None)
     access_log: bool = True
     watch_interval: float = 0.5
-    max_line_size: int = 8190
-    max_field_size: int = 8190
+    max_line_size: int = 8192  # request line (414 past it); must differ from max_field_size
+    max_field_size: int = 8190  # one header field (431 past it)
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0  # idle keep-alive client connections (nginx's default)
 

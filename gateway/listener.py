@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
@@ -59,6 +62,38 @@ class _GuardedHandler(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A request aiohttp's parser rejected: the gateway's JSON error shape, not text/plain."""
+        if request.writer.output_size > 0 or not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        text = str(exc.message if hasattr(exc, "message") else exc)
+        code, error = 400, "bad_request"
+        if isinstance(exc, LineTooLong):
+            # The request line and header fields have distinct limits (see Settings), so the limit
+            # the parser reports says which one was exceeded.
+            url = len(exc.args) > 1 and exc.args[1] == self.max_line_size
+            code, error = (414, "uri_too_long") if url else (431, "headers_too_large")
+        elif "Too many headers" in text:
+            code, error = 431, "headers_too_large"
+        from gateway.proxy import new_request_id
+
+        rid = new_request_id()
+        body = {"error": error, "detail": text[:200], "route": None, "request_id": rid}
+        resp = web.Response(
+            status=code,
+            body=orjson.dumps(body),
+            content_type="application/json",
+            headers={"X-Request-ID": rid},
+        )
+        resp.force_close()
+        return resp
 
 
 class ProxyServer(web.Server):

@@ -19,7 +19,8 @@ from gateway.config import Config
 from gateway.table import CompiledRoute, RouteTable
 from gateway.upstream import UpstreamPool
 
-ERROR_KINDS = ("connect", "timeout", "reset", "status", "protocol")
+# SPEC §4.7's kinds; a garbage answer ("protocol" in gateway.upstream) counts as a reset connection.
+ERROR_KINDS = ("connect", "timeout", "reset", "status")
 log = logging.getLogger("gateway")
 
 
@@ -35,6 +36,7 @@ class Target:
         self.breaker = breaker
         self.duration = metrics.REQUEST_DURATION.labels(route, name)
         self.errors = {k: metrics.UPSTREAM_ERRORS.labels(route, name, k) for k in ERROR_KINDS}
+        self.errors["protocol"] = self.errors["reset"]
 
 
 class RouteRuntime:

@@ -268,3 +268,45 @@ def test_streamed_chunked_response(client):
 def test_keep_alive_many_requests(client):
     for i in range(50):
         assert client.get(f"/api/b/{i}").status_code == 200
+
+
+def _raw(gw, data: bytes) -> bytes:
+    host, port = gw.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass
+    return out
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "error"),
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+            431,
+            "headers_too_large",
+        ),
+        (
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "bad_request",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\rb\r\n\r\n", 400, "bad_request"),
+    ],
+    ids=["long-url", "long-header", "smuggling-cl-te", "cr-in-header"],
+)
+def test_malformed_requests_get_json_4xx(gw, request_bytes, status, error):
+    import json
+
+    out = _raw(gw, request_bytes)
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == str(status).encode(), head[:200]
+    err = json.loads(body)
+    assert err["error"] == error and err["route"] is None and err["request_id"]
