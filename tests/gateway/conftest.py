@@ -76,9 +76,30 @@ def dead_port() -> int:
     return procs.free_port()
 
 
+def launch_gateway(
+    path: Path,
+    log_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    name: str = "gateway",
+) -> GatewayProc:
+    """Start `python -m gateway serve` for the routes file at `path` on free loopback ports."""
+    port, admin_port = procs.free_port(), procs.free_port()
+    cmd = [procs.PYTHON, "-m", "gateway", "serve", "--routes", str(path), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--admin-host", "127.0.0.1", "--admin-port", str(admin_port)]
+    proc = procs.start(
+        [*cmd, *args],
+        log_dir=log_dir,
+        name=name,
+        env={"GATEWAY_WATCH_INTERVAL": "0.1", **(env or {})},
+        ready_url=f"http://127.0.0.1:{admin_port}/-/readyz",
+    )
+    return GatewayProc(proc, port, admin_port, path)
+
+
 @pytest.fixture
 def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProc]]:
-    """Factory: write routes.yaml and start `python -m gateway serve` on free ports; always stopped."""
+    """Factory: write routes.yaml and start a gateway process; every one started is stopped."""
     started: list[GatewayProc] = []
 
     def start(
@@ -91,31 +112,7 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProc]]:
         path = routes_path or tmp_path / f"{name}-routes.yaml"
         if routes is not None:
             path.write_text(textwrap.dedent(routes))
-        port, admin_port = procs.free_port(), procs.free_port()
-        proc = procs.start(
-            [
-                procs.PYTHON,
-                "-m",
-                "gateway",
-                "serve",
-                "--routes",
-                str(path),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--admin-host",
-                "127.0.0.1",
-                "--admin-port",
-                str(admin_port),
-                *args,
-            ],
-            log_dir=tmp_path,
-            name=name,
-            env={"GATEWAY_WATCH_INTERVAL": "0.1", **(env or {})},
-            ready_url=f"http://127.0.0.1:{admin_port}/-/readyz",
-        )
-        gw = GatewayProc(proc, port, admin_port, path)
+        gw = launch_gateway(path, tmp_path, *args, env=env, name=name)
         started.append(gw)
         return gw
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.gateway.conftest import routes_for
+from tests.gateway.conftest import launch_gateway, routes_for
 
 ROUTES = """
 routes:
@@ -57,38 +57,12 @@ routes:
 
 @pytest.fixture(scope="module")
 def gw(backends, tmp_path_factory):
-    from tests.gateway.conftest import GatewayProc  # noqa: F401  (typing only)
-    from tests.support import procs
-
     tmp = tmp_path_factory.mktemp("gw")
     path = tmp / "routes.yaml"
     path.write_text(routes_for(backends, ROUTES))
-    port, admin = procs.free_port(), procs.free_port()
-    proc = procs.start(
-        [
-            procs.PYTHON,
-            "-m",
-            "gateway",
-            "serve",
-            "--routes",
-            str(path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--admin-port",
-            str(admin),
-        ],
-        log_dir=tmp,
-        name="gateway",
-        ready_url=f"http://127.0.0.1:{admin}/-/readyz",
-    )
-    yield type(
-        "G",
-        (),
-        {"url": f"http://127.0.0.1:{port}", "admin": f"http://127.0.0.1:{admin}", "proc": proc},
-    )
-    proc.stop()
+    gateway = launch_gateway(path, tmp)
+    yield gateway
+    gateway.proc.stop()
 
 
 @pytest.fixture(scope="module")
