@@ -144,3 +144,32 @@ def test_reload_under_load_drops_nothing(backends, start_gateway):
             t.join(10)
     assert not failures, failures[:5]
     assert counts[0] > 100
+
+
+def test_breaker_state_survives_reload_for_unchanged_names(backends, start_gateway):
+    two_routes = """
+routes:
+  - name: keep
+    path: /api/x
+    upstream: b
+  - name: gone
+    path: /api/y
+    upstream: c
+"""
+    gw = start_gateway(routes_for(backends, two_routes))
+    httpx.post(gw.admin + "/-/breakers/keep/open")
+    httpx.post(gw.admin + "/-/breakers/gone/open")
+    gw.routes.write_text(
+        routes_for(
+            backends, two_routes.replace("name: gone", "name: renamed") + "    timeout: 2s\n"
+        )
+    )
+    _wait_route(gw, "/api/y", "renamed")
+    state = {
+        (b["route"], b["upstream"]): b
+        for b in httpx.get(gw.admin + "/-/breakers").json()["breakers"]
+    }
+    assert state[("keep", "b")]["forced"] == "open"
+    assert state[("renamed", "c")]["forced"] is None
+    assert ("gone", "c") not in state
+    assert httpx.get(gw.url + "/api/x").status_code == 503
