@@ -101,8 +101,11 @@ class Upstream(_Model):
     @classmethod
     def _check_url(cls, url: str) -> str:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"url must be http://host[:port] or https://..., got {url!r}")
+        if parts.scheme == "https":
+            # Fail at load time, not on the first request: the upstream pool speaks plain HTTP/1.1.
+            raise ValueError(f"https upstreams are not supported yet; use http:// ({url!r})")
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"url must be http://host[:port], got {url!r}")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError("url must not carry a path, query or fragment (use a route's rewrite)")
         try:

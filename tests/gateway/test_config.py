@@ -259,6 +259,7 @@ def replace_line(text: str, line: int, new: str) -> str:
     [
         (1, "version: 2", "version", "version must be 1"),
         (3, '  legacy: {url: "ftp://x"}', "upstreams.legacy.url", "url must be http"),
+        (3, '  legacy: {url: "https://x"}', "upstreams.legacy.url", "https upstreams are not supported"),
         (3, '  legacy: {url: "http://h:1/base"}', "upstreams.legacy.url", "must not carry a path"),
         (6, "    connect_timeout: soon", "upstreams.orders.connect_timeout", "bad duration"),
         (6, "    max_connections: 0", "upstreams.orders.max_connections", "greater than or equal"),
