@@ -78,14 +78,30 @@ class AccessLog:
             del self._buf[:n]
 
 
-_second_cache: list[object] = [-1, ""]
+class _Stamp:
+    """The last formatted second and millisecond (many requests share a millisecond under load)."""
+
+    __slots__ = ("sec", "sec_text", "ms", "text")
+
+    def __init__(self) -> None:
+        self.sec = -1
+        self.sec_text = ""
+        self.ms = -1
+        self.text = ""
+
+
+_stamp = _Stamp()
 
 
 def now_iso() -> str:
     """UTC wall-clock time with milliseconds, for log lines (the formatted second is cached)."""
-    t = time.time()
-    sec = int(t)
-    if sec != _second_cache[0]:
-        _second_cache[0] = sec
-        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    return f"{_second_cache[1]}.{int((t - sec) * 1000):03d}Z"
+    c = _stamp
+    ms = int(time.time() * 1000)
+    if ms != c.ms:
+        sec, frac = divmod(ms, 1000)
+        if sec != c.sec:
+            c.sec = sec
+            c.sec_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        c.ms = ms
+        c.text = f"{c.sec_text}.{frac:03d}Z"
+    return c.text

@@ -23,6 +23,9 @@ _TIMEOUT_RESPONSE = (
 )
 
 
+_data_received = RequestHandler.data_received
+
+
 class _GuardedHandler(RequestHandler):
     __slots__ = ("_head_timeout", "_head_timer")
 
@@ -53,9 +56,11 @@ class _GuardedHandler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         before = self._request_count
-        super().data_received(data)
+        _data_received(self, data)  # RequestHandler's, without a super() object per call
         if self._request_count != before:
-            self._disarm()  # a whole head arrived
+            if self._head_timer is not None:  # a whole head arrived
+                self._head_timer.cancel()
+                self._head_timer = None
         elif self._current_request is None and not self._messages:
             self._arm()  # bytes of a new head, not complete yet
 

@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG_RELOADS",
     "FALLBACKS",
     "INFLIGHT",
+    "INFLIGHT_NOW",
     "REQUESTS",
     "REQUEST_DURATION",
     "SHADOW",
@@ -106,6 +107,26 @@ INFLIGHT = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
+
+
+class Inflight:
+    """The in-flight count as a plain integer the proxy bumps on the loop thread.
+
+    Gauge.inc()/dec() take a lock twice per request; here the gauge reads the integer at scrape time.
+    In multiprocess mode values must reach the per-process files, so the proxy also calls inc()/dec()
+    (`via_gauge`).
+    """
+
+    __slots__ = ("n", "via_gauge")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.via_gauge = MULTIPROCESS
+
+
+INFLIGHT_NOW = Inflight()
+if not MULTIPROCESS:
+    INFLIGHT.set_function(lambda: INFLIGHT_NOW.n)
 
 
 def exposition() -> bytes:

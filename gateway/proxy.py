@@ -9,9 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
+from aiohttp.http_writer import _serialize_headers
 
 from gateway import metrics
 from gateway.accesslog import AccessLog, now_iso
@@ -91,8 +95,16 @@ class _Trace:
         self.fallback: str | None = None  # "<from upstream>:<reason>" when the fallback served
 
 
+_RID_BATCH = 64  # ids per os.urandom call: one syscall per 64 requests instead of one each
+_rid_pool: list[str] = []
+
+
 def new_request_id() -> str:
-    return os.urandom(16).hex()
+    """32 hex digits from os.urandom, drawn in batches."""
+    if not _rid_pool:
+        hexed = os.urandom(16 * _RID_BATCH).hex()
+        _rid_pool.extend(hexed[i : i + 32] for i in range(0, len(hexed), 32))
+    return _rid_pool.pop()
 
 
 class Proxy:
@@ -120,7 +132,10 @@ class Proxy:
         trace = _Trace()
         status = 500
         sent = 0
-        metrics.INFLIGHT.inc()
+        inflight = metrics.INFLIGHT_NOW
+        inflight.n += 1
+        if inflight.via_gauge:
+            metrics.INFLIGHT.inc()
         try:
             try:
                 try:
@@ -130,8 +145,9 @@ class Proxy:
                 match = snap.table.match(method, npath)
                 rt = snap.runtimes[match.route.name]
                 headers = self._upstream_headers(request, snap, rid)
+                body = await self._request_body(request, headers) if request.body_exists else None
                 resp, target = await self._forward(
-                    request, rt, match.upstream_path + query, headers, trace
+                    request, rt, match.upstream_path + query, headers, body, trace
                 )
             except GatewayError as err:
                 status = err.status
@@ -144,7 +160,9 @@ class Proxy:
             return_value, sent = await self._respond(request, resp, rt, target, rid)
             return return_value
         finally:
-            metrics.INFLIGHT.dec()
+            inflight.n -= 1
+            if inflight.via_gauge:
+                metrics.INFLIGHT.dec()
             elapsed = time.perf_counter() - started
             m = method if method in KNOWN_METHODS else "OTHER"
             if rt is not None:
@@ -206,26 +224,32 @@ class Proxy:
         out.append(("X-Request-ID", rid))
         return out
 
-    async def _forward(
+    @staticmethod
+    async def _request_body(
+        request: web.BaseRequest, headers: list[tuple[str, str]]
+    ) -> bytes | _BodyStream:
+        """The client's body: read whole when small and of known length, else streamed."""
+        length = request.content_length
+        if length is not None and length <= BUFFER_LIMIT:
+            return await request.read()
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
+        return _BodyStream(request.content)
+
+    def _forward(
         self,
         request: web.BaseRequest,
         rt: RouteRuntime,
         target_path: str,
         headers: list[tuple[str, str]],
+        body: bytes | _BodyStream | None,
         trace: _Trace,
-    ) -> tuple[UpstreamResponse, Target]:
-        """Pick the upstream (split, breaker, fallback) and exchange; retries idempotent requests."""
+    ) -> Coroutine[Any, Any, tuple[UpstreamResponse, Target]]:
+        """Pick the upstream (split, breaker, fallback): the exchange to await, which retries
+        idempotent requests. Raises BreakerOpen right away. Not a coroutine itself: one await less
+        per request."""
         method = request.method
         idempotent = method in IDEMPOTENT
-        body: bytes | _BodyStream | None = None
-        length = request.content_length
-        if request.body_exists:
-            if length is not None and length <= BUFFER_LIMIT:
-                body = await request.read()
-            else:
-                body = _BodyStream(request.content)
-                if length is not None:
-                    headers.append(("Content-Length", str(length)))
         sticky = request.headers.get(rt.sticky) if rt.sticky else None
         target = rt.targets[rt.pick(sticky)]
         fallback = rt.fallback
@@ -239,7 +263,7 @@ class Proxy:
                 target = alt
             elif fallback is not None and fallback.breaker.allow():
                 self._fell_back(rt, target, fallback, "breaker_open", trace)
-                return await self._attempt(
+                return self._attempt(
                     fallback, None, rt, method, target_path, headers, body, idempotent, trace
                 )
             else:
@@ -249,7 +273,7 @@ class Proxy:
                 )
                 err.upstream = target.name
                 raise err
-        return await self._attempt(
+        return self._attempt(
             target, fallback, rt, method, target_path, headers, body, idempotent, trace
         )
 
@@ -341,25 +365,25 @@ class Proxy:
         rid: str,
     ) -> tuple[web.StreamResponse, int]:
         """Send the upstream's answer to the client: whole when small, streamed otherwise."""
-        headers: list[tuple[str, str]] = [
-            (k, v) for k, v in resp.headers if k.lower() not in _RESPONSE_DROP
-        ]
-        headers.append(("X-Request-ID", rid))
-        headers.append(("X-Gateway-Route", rt.name))
-        headers.append(("X-Gateway-Upstream", target.name))
         length = resp.content_length
         status = resp.status
-        has_body = not (request.method == "HEAD" or status in (204, 304) or status < 200)
+        method = request.method
+        has_body = not (method == "HEAD" or status in (204, 304) or status < 200)
         try:
             if not has_body or length is not None and length <= BUFFER_LIMIT:
                 data = await resp.read(idle_timeout=rt.timeout) if has_body else b""
                 resp.release()
+                if status >= 100 and (method != "CONNECT" or not has_body):
+                    return _buffered(request, resp, target, rid, has_body, length, data)
+                # What _buffered() does not mirror (a CONNECT tunnel's 2xx, a status below 100).
+                headers = _response_headers(resp, target, rid)
                 if length is not None:
                     headers.append(("Content-Length", str(length)))
                 out = web.Response(
                     status=resp.status, reason=resp.reason, body=data, headers=headers
                 )
                 return out, len(data)
+            headers = _response_headers(resp, target, rid)
             stream = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
             if length is not None:
                 stream.content_length = length
@@ -398,3 +422,145 @@ class Proxy:
             content_type="application/json",
             headers=headers,
         )
+
+
+def _response_headers(resp: UpstreamResponse, target: Target, rid: str) -> list[tuple[str, str]]:
+    """The upstream's headers minus hop-by-hop and framing, plus the gateway's own."""
+    headers = [(k, v) for k, v in resp.headers if k.lower() not in _RESPONSE_DROP]
+    headers.append(("X-Request-ID", rid))
+    headers.append(("X-Gateway-Route", target.route))
+    headers.append(("X-Gateway-Upstream", target.name))
+    return headers
+
+
+# -- the buffered response, written here instead of by web.Response -----------------------------------
+# For a body that is already in memory, building a web.Response and letting aiohttp prepare it costs a
+# CIMultiDict, a dozen header look-ups, five coroutines and a decode/encode round trip of every header.
+# _buffered() produces the bytes aiohttp would have sent: the upstream's header lines as received
+# (llhttp admits no control characters in them; obs-text that is not UTF-8 is re-encoded exactly as
+# aiohttp's writer did with the latin-1 text), the gateway's headers, and what aiohttp's Response adds
+# (Content-Length rules for HEAD/204/304, the Content-Type default, Date, Server, Connection). aiohttp
+# writes them with one write when it prepares the response, where it would have written a web.Response.
+
+_CT, _DATE, _SERVER = 1, 2, 4
+_DEFAULTED = {b"content-type": _CT, b"date": _DATE, b"server": _SERVER}
+_RESPONSE_DROP_BYTES = frozenset(name.encode() for name in _RESPONSE_DROP)
+_EMPTY = frozenset((204, 304, *range(100, 200)))  # aiohttp's EMPTY_BODY_STATUS_CODES
+_SERVER_LINE = f"Server: {SERVER_SOFTWARE}\r\n".encode()
+_status_lines: dict[tuple[int, int, int, str], bytes] = {}
+
+
+class _HeaderList(list[tuple[str, str]]):
+    """A header list aiohttp's serializer accepts (it iterates `headers.items()`)."""
+
+    __slots__ = ()
+
+    def items(self) -> _HeaderList:
+        return self
+
+
+def _status_line(version: Any, status: int, reason: str) -> bytes:
+    """b"HTTP/1.1 200 OK\\r\\n", checked and encoded by aiohttp's serializer once per distinct line."""
+    key = (version[0], version[1], status, reason)
+    line = _status_lines.get(key)
+    if line is None:
+        if "\r" in reason or "\n" in reason:
+            raise ValueError("Reason cannot contain \\r or \\n")  # web.Response's own check
+        text = f"HTTP/{version[0]}.{version[1]} {status} {reason}"
+        line = _serialize_headers(text, _HeaderList())[:-2]  # type: ignore[arg-type]
+        if len(_status_lines) >= 1024:  # reasons are upstream-chosen: stay bounded
+            _status_lines.clear()
+        _status_lines[key] = line
+    return line
+
+
+def _reencoded(value: bytes) -> bytes:
+    """What aiohttp sent for a non-ASCII value: UTF-8 as is, other obs-text via latin-1 text."""
+    try:
+        value.decode("utf-8")
+        return value
+    except UnicodeDecodeError:
+        return value.decode("latin-1").encode("utf-8")
+
+
+def _buffered(
+    request: web.BaseRequest,
+    resp: UpstreamResponse,
+    target: Target,
+    rid: str,
+    has_body: bool,
+    length: int | None,
+    body: bytes,
+) -> tuple[web.StreamResponse, int]:
+    """The complete response (head and body) for a body already read, framed as aiohttp would."""
+    version = request.version
+    keep_alive = request.keep_alive
+    status = resp.status
+    try:
+        parts = [_status_line(version, status, resp.reason)]
+    except ValueError as exc:
+        # aiohttp raised this while writing the head, after the handler: keep it there.
+        return _Prebuilt(b"", status, keep_alive, exc), 0
+    add = parts.append
+    defaulted = 0  # which of Content-Type / Date / Server the upstream sent (bit flags)
+    for name, value in resp.raw_headers:
+        lname = name.lower()
+        if lname in _RESPONSE_DROP_BYTES:
+            continue
+        bit = _DEFAULTED.get(lname)
+        if bit is not None:
+            defaulted |= bit
+        if not value.isascii():
+            value = _reencoded(value)
+        add(b"%s: %s\r\n" % (name, value))
+    add(b"X-Request-ID: %s\r\n" % rid.encode())
+    if target.response_lines_error is not None:
+        return _Prebuilt(b"", status, keep_alive, target.response_lines_error), 0
+    add(target.response_lines)
+    if has_body:
+        add(b"Content-Length: %d\r\n" % length)  # type: ignore[str-format]
+        if length and not defaulted & _CT:
+            add(b"Content-Type: application/octet-stream\r\n")
+    elif length is not None and status not in _EMPTY:
+        add(b"Content-Length: %d\r\n" % length)  # HEAD keeps the length a GET would have
+    if not defaulted & _DATE:
+        add(b"Date: %s\r\n" % rfc822_formatted_time().encode())
+    if not defaulted & _SERVER:
+        add(_SERVER_LINE)
+    if keep_alive:
+        if version == HttpVersion10:
+            add(b"Connection: keep-alive\r\n")
+    elif version == HttpVersion11:
+        add(b"Connection: close\r\n")
+    add(b"\r\n")
+    if body:
+        add(body)
+    return _Prebuilt(b"".join(parts), status, keep_alive, None), len(body)
+
+
+class _Prebuilt(web.StreamResponse):
+    """A response whose bytes are ready: aiohttp's prepare() writes them, write_eof() is a no-op.
+
+    StreamResponse.__init__ is skipped on purpose (no header multidict to build); the class-level
+    defaults cover every attribute aiohttp's server reads after the handler (`keep_alive`, the eof state).
+    """
+
+    def __init__(self, data: bytes, status: int, keep_alive: bool, error: Exception | None) -> None:
+        self._data = data
+        self._status = status
+        self._reason = ""
+        self._keep_alive = keep_alive
+        self._error = error
+
+    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
+        if self._eof_sent:
+            return
+        if self._error is not None:
+            raise self._error
+        self._eof_sent = True
+        # As StreamWriter.write_eof would: one transport write, then wait only if the client is slow.
+        await request._payload_writer.write_eof(self._data)
+        self._body_length = len(self._data)
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return

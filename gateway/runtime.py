@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from random import random
 from typing import Any
 
+from aiohttp.http_writer import _serialize_headers
+
 from gateway import metrics
 from gateway.breakers import Breaker, BreakerRegistry, BreakerSettings
 from gateway.config import Config
@@ -27,7 +29,16 @@ log = logging.getLogger("gateway")
 class Target:
     """One upstream as used by one route: its pool, breaker and metric children."""
 
-    __slots__ = ("name", "pool", "breaker", "duration", "errors", "route")
+    __slots__ = (
+        "name",
+        "pool",
+        "breaker",
+        "duration",
+        "errors",
+        "route",
+        "response_lines",
+        "response_lines_error",
+    )
 
     def __init__(self, route: str, name: str, pool: UpstreamPool, breaker: Breaker) -> None:
         self.route = route
@@ -37,6 +48,27 @@ class Target:
         self.duration = metrics.REQUEST_DURATION.labels(route, name)
         self.errors = {k: metrics.UPSTREAM_ERRORS.labels(route, name, k) for k in ERROR_KINDS}
         self.errors["protocol"] = self.errors["reset"]
+        # The X-Gateway-Route / X-Gateway-Upstream lines of every response, encoded (and checked for
+        # control characters by aiohttp's serializer) once instead of per response.
+        self.response_lines = b""
+        self.response_lines_error: ValueError | None = None
+        try:
+            lines = _serialize_headers(
+                "",
+                _Items((("X-Gateway-Route", route), ("X-Gateway-Upstream", name))),  # type: ignore[arg-type]
+            )
+            self.response_lines = lines[2:-2]
+        except ValueError as exc:
+            self.response_lines_error = exc
+
+
+class _Items(tuple[tuple[str, str], ...]):
+    """Header pairs in the shape aiohttp's serializer iterates (`headers.items()`)."""
+
+    __slots__ = ()
+
+    def items(self) -> _Items:
+        return self
 
 
 class RouteRuntime:

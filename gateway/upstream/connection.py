@@ -92,7 +92,7 @@ class Connection(asyncio.Protocol):
         self.interim = False
         self.response: UpstreamResponse | None = None
         self.reason = b""
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # as received; UpstreamResponse decodes lazily
         self.content_length: int | None = None
         self.chunked = False
         self.conn_close = False
@@ -193,12 +193,7 @@ class Connection(asyncio.Protocol):
                 v = value.lower()
                 self.conn_close = b"close" in v
                 self.conn_keep_alive = b"keep-alive" in v
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            # obs-text: latin-1 never fails, and aiohttp's strict UTF-8 writer can still send it.
-            text = value.decode("latin-1")
-        self.headers.append((name.decode("latin-1"), text))
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self.parser

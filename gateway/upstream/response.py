@@ -10,11 +10,14 @@ from gateway.upstream.errors import BodyTooLarge
 if TYPE_CHECKING:
     from gateway.upstream.connection import Connection
 
-__all__ = ["UpstreamResponse"]
+__all__ = ["UpstreamResponse", "decode_value"]
 
 
 class UpstreamResponse:
     """Status and headers as received (order and duplicates kept); the body is read from it.
+
+    `raw_headers` are the (name, value) bytes off the wire; `headers` is the same list as text,
+    decoded on first use (the proxy's hot path copies the bytes and never decodes them).
 
     `content_length` is the declared length (None if absent); `chunked` tells whether the
     upstream used chunked framing; `keep_alive` whether the connection may be reused.
@@ -23,14 +26,23 @@ class UpstreamResponse:
     call `release()` in a `finally` anyway (it is idempotent).
     """
 
-    __slots__ = ("status", "reason", "headers", "content_length", "chunked", "keep_alive", "_conn")
+    __slots__ = (
+        "status",
+        "reason",
+        "raw_headers",
+        "content_length",
+        "chunked",
+        "keep_alive",
+        "_conn",
+        "_headers",
+    )
 
     def __init__(
         self,
         conn: Connection,
         status: int,
         reason: str,
-        headers: list[tuple[str, str]],
+        raw_headers: list[tuple[bytes, bytes]],
         content_length: int | None,
         chunked: bool,
         keep_alive: bool,
@@ -38,13 +50,24 @@ class UpstreamResponse:
         self._conn: Connection | None = conn
         self.status = status
         self.reason = reason
-        self.headers = headers
+        self.raw_headers = raw_headers  # (name, value) bytes as received: order and duplicates kept
+        self._headers: list[tuple[str, str]] | None = None
         self.content_length = content_length
         self.chunked = chunked
         self.keep_alive = keep_alive
 
     def __repr__(self) -> str:
         return f"<UpstreamResponse {self.status} {self.reason}>"
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers as text (decoded on first use): names latin-1, values UTF-8, else latin-1."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = [
+                (name.decode("latin-1"), decode_value(value)) for name, value in self.raw_headers
+            ]
+        return headers
 
     def iter_chunks(self, idle_timeout: float = 60.0) -> AsyncIterator[bytes]:
         """The body as it arrives, de-chunked; each wait for data is bounded by `idle_timeout`.
@@ -100,6 +123,14 @@ class UpstreamResponse:
         if conn is not None:
             self._conn = None
             conn.pool._release(conn)
+
+
+def decode_value(value: bytes) -> str:
+    """A header value as text: UTF-8, or latin-1 for obs-text that is not UTF-8 (never fails)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 class _BodyIterator:
