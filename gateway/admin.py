@@ -20,6 +20,7 @@ from gateway.cli import explain_json
 from gateway.paths import BadPath, normalise
 from gateway.proxy import Proxy, SnapshotRef
 from gateway.reload import Reloader
+from gateway.shadow.views import add_shadow_routes
 
 OPEN_PATHS = frozenset({"/-/healthz", "/-/readyz"})
 
@@ -183,4 +184,5 @@ def build_admin_app(state: AdminState, token: str | None) -> web.Application:
     app.router.add_get("/-/breakers", breakers)
     app.router.add_post("/-/breakers/{route}/{action:open|close|reset}", breaker_action)
     app.router.add_post("/-/reload", reload)
+    add_shadow_routes(app, lambda: state.proxy.mirror)
     return app

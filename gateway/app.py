@@ -4,6 +4,7 @@ the admin application from the serve options (STYLE.md principle 1)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from gateway.listener import ProxyServer
 from gateway.proxy import Proxy, SnapshotRef
 from gateway.reload import Reloader
 from gateway.runtime import PoolSet, build_snapshot
+from gateway.shadow.mirror import ShadowMirror, open_mirror
 
 log = logging.getLogger("gateway")
 
@@ -57,6 +59,7 @@ class Gateway:
     access_log: AccessLog | None
     breaker_sync: BreakerSync | None = None
     _watch: asyncio.Task[None] | None = None
+    _shadow: contextlib.AbstractAsyncContextManager[ShadowMirror] | None = None
 
     async def start_background(self) -> None:
         """Start the file watcher and the Redis breaker sync (call inside the running loop)."""
@@ -65,6 +68,9 @@ class Gateway:
         )
         if self.breaker_sync is not None:
             await self.breaker_sync.start()
+        # The shadow store is opened once at start-up; a changed shadow_store needs a restart.
+        self._shadow = open_mirror(self.ref.current.config.shadow_store)
+        self.proxy.mirror = await self._shadow.__aenter__()
 
     async def close(self) -> None:
         """Stop background work and close every upstream connection."""
@@ -72,6 +78,10 @@ class Gateway:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
         await self.reloader.close()
+        if self._shadow is not None:
+            # Drains queued copies (bounded), flushes the statistics, closes the store.
+            self.proxy.mirror = None
+            await self._shadow.__aexit__(None, None, None)
         if self.breaker_sync is not None:
             await self.breaker_sync.close()
         await self.pools.close()

@@ -13,6 +13,7 @@ import orjson
 
 from gateway.config import Config, ConfigError, load_config
 from gateway.paths import BadPath, normalise
+from gateway.shadow import cli as shadow_cli
 from gateway.table import CompiledRoute, RouteTable
 
 __all__ = ["ServeOptions", "explain_json", "main"]
@@ -70,7 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handler = {"check": _check, "explain": _explain, "serve": _serve}[args.command]
+    handler = {
+        "check": _check,
+        "explain": _explain,
+        "serve": _serve,
+        "shadow-report": shadow_cli.run,
+    }[args.command]
     return int(handler(args))
 
 
@@ -101,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--grace-period", type=_non_negative_float, default=ServeOptions.grace_period
     )
+    report = sub.add_parser(
+        "shadow-report", help="shadow comparison report per route, with a ready/not-ready verdict"
+    )
+    shadow_cli.add_arguments(report)
     return parser
 
 

@@ -22,6 +22,7 @@ from gateway.accesslog import AccessLog, now_iso
 from gateway.errors import BadRequest, BreakerOpen, GatewayError, UpstreamFailed, UpstreamTimeout
 from gateway.paths import BadPath, normalise
 from gateway.runtime import RouteRuntime, Snapshot, Target
+from gateway.shadow.mirror import ShadowJob, ShadowMirror, should_mirror
 from gateway.upstream import UpstreamError, UpstreamResponse
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -87,12 +88,15 @@ class _BodyStream:
 
 
 class _Trace:
-    """What happened to one request beyond the obvious (for the access log)."""
+    """What happened to one request beyond the obvious (for the access log and the shadow copy)."""
 
-    __slots__ = ("fallback",)
+    __slots__ = ("fallback", "shadow", "captured", "capture")
 
     def __init__(self) -> None:
         self.fallback: str | None = None  # "<from upstream>:<reason>" when the fallback served
+        self.shadow: str | None = None  # queued | dropped | skipped, when the route is shadowed
+        self.capture = 0  # keep up to this many bytes of the primary's body for the shadow copy
+        self.captured: bytes | None = None  # that body; None when it was larger than `capture`
 
 
 _RID_BATCH = 64  # ids per os.urandom call: one syscall per 64 requests instead of one each
@@ -114,6 +118,7 @@ class Proxy:
         self.ref = ref
         self.access_log = access_log
         self.draining = False
+        self.mirror: ShadowMirror | None = None  # set while the shadow mirror runs (gateway.app)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
@@ -145,10 +150,26 @@ class Proxy:
                 match = snap.table.match(method, npath)
                 rt = snap.runtimes[match.route.name]
                 headers = self._upstream_headers(request, snap, rid)
-                body = await self._request_body(request, headers) if request.body_exists else None
-                resp, target = await self._forward(
-                    request, rt, match.upstream_path + query, headers, body, trace
+                mirror = self.mirror
+                shadow = rt.shadow
+                mirrored = (
+                    shadow is not None and mirror is not None and should_mirror(shadow, method)
                 )
+                if not request.body_exists:
+                    body = None
+                elif mirrored:
+                    assert shadow is not None and mirror is not None
+                    body = await self._shadow_body(request, headers, shadow.max_body)
+                    if not isinstance(body, bytes):
+                        mirrored = False
+                        mirror.skip(rt.name)
+                        trace.shadow = "skipped"
+                else:
+                    body = await self._request_body(request, headers)
+                if mirrored:
+                    trace.capture = shadow.max_body  # type: ignore[union-attr]
+                target_path = match.upstream_path + query
+                resp, target = await self._forward(request, rt, target_path, headers, body, trace)
             except GatewayError as err:
                 status = err.status
                 up_name = err.upstream
@@ -157,7 +178,11 @@ class Proxy:
                 return out
             status = resp.status
             up_name = target.name
-            return_value, sent = await self._respond(request, resp, rt, target, rid)
+            return_value, sent = await self._respond(request, resp, rt, target, rid, trace)
+            if trace.capture and trace.fallback is None:
+                trace.shadow = self._mirror(
+                    rt, method, target_path, headers, body, resp, target, trace, started
+                )
             return return_value
         finally:
             inflight.n -= 1
@@ -185,7 +210,7 @@ class Proxy:
                         "duration_ms": round(elapsed * 1000, 3),
                         "bytes": sent,
                         "fallback": trace.fallback,
-                        "shadow": None,
+                        "shadow": trace.shadow,
                     }
                 )
 
@@ -235,6 +260,55 @@ class Proxy:
         if length is not None:
             headers.append(("Content-Length", str(length)))
         return _BodyStream(request.content)
+
+    @staticmethod
+    async def _shadow_body(
+        request: web.BaseRequest, headers: list[tuple[str, str]], max_body: int
+    ) -> bytes | _BodyStream:
+        """A mirrored request's body, buffered so both upstreams get it; streamed (not mirrored)
+        when its length is unknown or above the shadow's max_body."""
+        length = request.content_length
+        if length is not None and length <= max(max_body, BUFFER_LIMIT):
+            return await request.read()
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
+        return _BodyStream(request.content)
+
+    def _mirror(
+        self,
+        rt: RouteRuntime,
+        method: str,
+        target_path: str,
+        headers: list[tuple[str, str]],
+        body: bytes | _BodyStream | None,
+        resp: UpstreamResponse,
+        target: Target,
+        trace: _Trace,
+        started: float,
+    ) -> str:
+        """Hand the copy to the shadow mirror (non-blocking): queued, dropped or skipped."""
+        mirror, shadow, pool = self.mirror, rt.shadow, rt.shadow_pool
+        if mirror is None or shadow is None or pool is None:
+            return "skipped"
+        if trace.captured is None:
+            mirror.skip(rt.name)  # the primary's body was larger than max_body
+            return "skipped"
+        job = ShadowJob(
+            route=rt.name,
+            shadow=shadow,
+            method=method,
+            target=target_path,
+            headers=headers,
+            body=body if isinstance(body, bytes) else None,
+            primary_status=resp.status,
+            primary_headers=resp.headers,
+            primary_body=trace.captured,
+            primary_latency=time.perf_counter() - started,
+            shadow_pool=pool,
+            primary_pool=target.pool,
+            timeout=rt.shadow_timeout,
+        )
+        return "queued" if mirror.submit(job) else "dropped"
 
     def _forward(
         self,
@@ -363,8 +437,10 @@ class Proxy:
         rt: RouteRuntime,
         target: Target,
         rid: str,
+        trace: _Trace,
     ) -> tuple[web.StreamResponse, int]:
-        """Send the upstream's answer to the client: whole when small, streamed otherwise."""
+        """Send the upstream's answer to the client: whole when small, streamed otherwise.
+        A shadowed request also keeps up to `trace.capture` bytes of the body for comparison."""
         length = resp.content_length
         status = resp.status
         method = request.method
@@ -373,6 +449,8 @@ class Proxy:
             if not has_body or length is not None and length <= BUFFER_LIMIT:
                 data = await resp.read(idle_timeout=rt.timeout) if has_body else b""
                 resp.release()
+                if trace.capture:
+                    trace.captured = data if len(data) <= trace.capture else None
                 if status >= 100 and (method != "CONNECT" or not has_body):
                     return _buffered(request, resp, target, rid, has_body, length, data)
                 # What _buffered() does not mirror (a CONNECT tunnel's 2xx, a status below 100).
@@ -389,11 +467,20 @@ class Proxy:
                 stream.content_length = length
             await stream.prepare(request)
             sent = 0
+            capture = trace.capture
+            kept = bytearray() if capture else None
             async for chunk in resp.iter_chunks(idle_timeout=rt.timeout):
                 await stream.write(chunk)
                 sent += len(chunk)
+                if kept is not None:
+                    if len(kept) + len(chunk) <= capture:
+                        kept += chunk
+                    else:
+                        kept = None  # larger than max_body: the copy is skipped
             resp.release()
             await stream.write_eof()
+            if capture:
+                trace.captured = bytes(kept) if kept is not None else None
             return stream, sent
         except UpstreamError as exc:
             # The head is already out: all we can do is count it and cut the client's connection.

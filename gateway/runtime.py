@@ -5,7 +5,6 @@ and swapped in whole (STYLE.md principle 3)."""
 from __future__ import annotations
 
 import ipaddress
-import logging
 import time
 import zlib
 from collections.abc import Iterable
@@ -23,7 +22,6 @@ from gateway.upstream import UpstreamPool
 
 # SPEC §4.7's kinds; a garbage answer ("protocol" in gateway.upstream) counts as a reset connection.
 ERROR_KINDS = ("connect", "timeout", "reset", "status")
-log = logging.getLogger("gateway")
 
 
 class Target:
@@ -84,6 +82,9 @@ class RouteRuntime:
         "fallback",
         "timeout",
         "retries",
+        "shadow",
+        "shadow_pool",
+        "shadow_timeout",
         "_requests",
         "_fallbacks",
     )
@@ -94,6 +95,7 @@ class RouteRuntime:
         targets: list[Target],
         weights: list[int],
         fallback: Target | None,
+        shadow_pool: UpstreamPool | None = None,
     ) -> None:
         self.route = route
         self.name = route.name
@@ -108,6 +110,12 @@ class RouteRuntime:
         self.fallback = fallback
         self.timeout = float(route.timeout)
         self.retries = route.retries
+        # Shadow: the mirrored copy goes to `shadow_pool` with its own timeout (SPEC §4.4).
+        self.shadow = route.shadow if shadow_pool is not None else None
+        self.shadow_pool = shadow_pool
+        self.shadow_timeout = float(
+            route.shadow.timeout if route.shadow and route.shadow.timeout else route.timeout
+        )
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._fallbacks: dict[tuple[str, str, str], Any] = {}
 
@@ -234,15 +242,9 @@ def build_snapshot(
             fb = route.fallback
             fallback = Target(route.name, fb, by_name[fb], breakers.get(route.name, fb, settings))
             keys.append((route.name, fb))
-        runtimes[route.name] = RouteRuntime(route, targets, weights, fallback)
+        shadow_pool = by_name[route.shadow.upstream] if route.shadow is not None else None
+        runtimes[route.name] = RouteRuntime(route, targets, weights, fallback, shadow_pool)
     breakers.retain(keys)
-    shadowed = [r.name for r in table.routes if r.shadow is not None]
-    if shadowed:
-        # Validated and shown by the admin API, but this build does not mirror traffic yet: say so.
-        log.warning(
-            "shadow mirroring is not implemented in this version; ignored for routes: %s",
-            ", ".join(shadowed),
-        )
     trusted = tuple(
         ipaddress.ip_network(str(n), strict=False) for n in (config.trusted_proxies or ())
     )

@@ -140,8 +140,8 @@ def test_serve_refuses_invalid_file(routes_file: Path) -> None:
 def test_no_command_prints_usage() -> None:
     result = run_cli(["-m", "gateway"])
     assert result.returncode == 2 and "usage" in result.stderr
-    result = run_cli(["-m", "gateway", "shadow-report"])
-    assert result.returncode == 2  # not registered yet
+    result = run_cli(["-m", "gateway", "shadow-report", "--help"])
+    assert result.returncode == 0 and "--min-match" in result.stdout
 
 
 def test_explain_json_function_matches_admin_shape() -> None:

@@ -7,6 +7,7 @@ Endpoints (any method):
   /big?size=N           streams N bytes (chunked, 64 KiB pieces)
   /upload               reads the whole body, answers its length and sha256
   /headers              echoes the request headers
+  /random               {"nonce": <random>, "stable": 1, "backend": NAME}
   /hits                 how many requests carried each `?key=` value so far
   anything else         echoes method, path, query, body length (JSON)
 Every response carries `X-Backend: NAME`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import random
 
 from aiohttp import web
 
@@ -63,6 +65,10 @@ def build(name: str) -> web.Application:
                 total += len(chunk)
             return web.json_response(
                 {"backend": name, "length": total, "sha256": digest.hexdigest()}, headers=hdr
+            )
+        if path == "/random":  # one non-deterministic field, one stable field
+            return web.json_response(
+                {"nonce": random.random(), "stable": 1, "backend": name}, headers=hdr
             )
         if path == "/headers":
             return web.json_response(
