@@ -7,8 +7,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 export PY=${PY:-$ROOT/.venv/bin/python}
 WORKERS=${WORKERS:-1}
+ROUTES=${ROUTES:-$HERE/routes.bench.yaml}   # bench/routes.shadow.yaml: the same with 100% shadowing
 export CANDIDATE_NAME=${CANDIDATE_NAME:-gateway}
 export CANDIDATE_URL=http://127.0.0.1:18090
-export CANDIDATE_CMD="'$PY' -m gateway serve --routes '$HERE/routes.bench.yaml' --host 127.0.0.1 --port 18090 --admin-port 19901 --workers $WORKERS"
+export CANDIDATE_CMD="'$PY' -m gateway serve --routes '$ROUTES' --host 127.0.0.1 --port 18090 --admin-port 19901 --workers $WORKERS"
 cd "$ROOT"
 exec "$HERE/run.sh"
