@@ -237,7 +237,7 @@ class Proxy:
                 elif lname == "x-forwarded-host":
                     client_host = v.decode("latin-1")
                 continue
-            out.append((name, v.decode("latin-1")))
+            out.append((name, v.decode("utf-8", "surrogateescape")))
         peer = request.remote or ""
         trusted = snap.trusted and snap.is_trusted(peer)
         if trusted and client_xff:

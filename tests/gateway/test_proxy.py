@@ -284,3 +284,19 @@ def test_malformed_requests_get_json_4xx(gw, request_bytes, status, error):
     assert head.split(b" ", 2)[1] == str(status).encode(), head[:200]
     err = json.loads(body)
     assert err["error"] == error and err["route"] is None and err["request_id"]
+
+
+def test_non_ascii_header_bytes_reach_the_upstream_unchanged(gw):
+    import json
+
+    for raw_value in (b"caf\xc3\xa9", b"caf\xe9"):  # valid UTF-8, and a lone latin-1 byte
+        out = _raw(
+            gw,
+            b"GET /headers HTTP/1.1\r\nHost: x\r\nX-Name: "
+            + raw_value
+            + b"\r\nConnection: close\r\n\r\n",
+        )
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert b" 200 " in head.split(b"\r\n")[0], head[:100]
+        sent = dict((k.lower(), v) for k, v in json.loads(body)["headers"])
+        assert sent["x-name"].encode("utf-8", "surrogateescape") == raw_value
