@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import procs, services
+from tests.support.shop import legacy_server
 
 RESOURCES = ("customers", "inventory", "orders")
 # Seeding 1000 orders on a busy 2-core machine can take a while; bound it anyway.
@@ -99,34 +100,6 @@ def run_checked(
             f"`python {' '.join(args)}` exited {done.returncode}\n"
             f"--- stdout ---\n{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-4000:]}"
         )
-
-
-@contextlib.contextmanager
-def legacy_server(workdir: Path, database_url: str, *, name: str = "legacy") -> Iterator[str]:
-    """Seed `database_url` and serve the legacy monolith on it; yields its base URL."""
-    env = {"LEGACY_DATABASE_URL": database_url}
-    run_checked(["-m", "legacy_monolith", "seed"], env=env, timeout=SEED_TIMEOUT)
-    port = procs.free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [
-        procs.PYTHON,
-        "-m",
-        "legacy_monolith",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with procs.running(
-        cmd,
-        log_dir=workdir,
-        name=name,
-        env=env,
-        ready_url=f"{base}/healthz",
-        timeout=START_TIMEOUT,
-    ):
-        yield base
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import procs
+from tests.support.shop import legacy_server
 
 SEED_TIMEOUT = 180.0
 START_TIMEOUT = 60.0
@@ -30,31 +31,9 @@ def run_ok(args: list[str], env: Mapping[str, str], timeout: float = SEED_TIMEOU
 @contextlib.contextmanager
 def legacy(workdir: Path, *, port: int | None = None, seed: bool = True) -> Iterator[str]:
     """A seeded legacy monolith on SQLite; yields its base URL."""
-    env = {"LEGACY_DATABASE_URL": sqlite_url(workdir / "legacy.db")}
-    if seed:
-        run_ok(["-m", "legacy_monolith", "seed"], env)
-    port = port or procs.free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [
-        procs.PYTHON,
-        "-m",
-        "legacy_monolith",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    with procs.running(
-        cmd,
-        log_dir=workdir,
-        name="legacy",
-        env=env,
-        ready_url=f"{base}/healthz",
-        timeout=START_TIMEOUT,
-    ):
+    with legacy_server(
+        workdir, sqlite_url(workdir / "legacy.db"), port=port, seed=seed, workers=1
+    ) as base:
         yield base
 
 
