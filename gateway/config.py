@@ -48,8 +48,8 @@ __all__ = [
     "path_segments",
 ]
 
-ROUTE_NAME = re.compile(r"^[a-z0-9-]+$")
-UPSTREAM_NAME = re.compile(r"^[a-z0-9_-]+$")
+ROUTE_NAME = re.compile(r"[a-z0-9-]+")  # used with fullmatch: "$" would accept a trailing newline
+UPSTREAM_NAME = re.compile(r"[a-z0-9_-]+")
 PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 # RFC 9110 token: what an HTTP method or header name may be made of.
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -223,7 +223,7 @@ class Route(_Model):
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:
-        if not ROUTE_NAME.match(name):
+        if not ROUTE_NAME.fullmatch(name):
             raise ValueError(f"route name {name!r} must match [a-z0-9-]+ (it is a metrics label)")
         if name == "default":
             raise ValueError("'default' is reserved for the fall-through route")
@@ -649,7 +649,7 @@ def _cross_check(
     problems: list[tuple[Loc, str]] = []
     known = refs.upstreams
     for name in sorted(known or ()):
-        if not UPSTREAM_NAME.match(name):
+        if not UPSTREAM_NAME.fullmatch(name):
             problems.append((("upstreams", name), f"upstream name {name!r} must match [a-z0-9_-]+"))
 
     def need(loc: Loc, name: str) -> None:

@@ -266,6 +266,7 @@ def replace_line(text: str, line: int, new: str) -> str:
         (6, "    bogus: 1", "upstreams.orders.bogus", "unknown key"),
         (8, "  upstream: nowhere", "defaults.upstream", "unknown upstream 'nowhere'"),
         (10, "  - name: Bad_Name", "routes[0].name", "must match [a-z0-9-]+"),
+        (10, '  - name: "orders\\n"', "routes[0].name", "must match [a-z0-9-]+"),
         (10, "  - name: default", "routes[0].name", "reserved"),
         (11, "    path: api/orders", "routes[0].path", "must start with '/'"),
         (11, "    path: /api/{id", "routes[0].path", "bad parameter segment"),
