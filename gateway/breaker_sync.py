@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from gateway.breakers import Breaker, BreakerRegistry, SharedStateStorage
+from gateway.breakers import Breaker, BreakerRegistry
 
 log = logging.getLogger("gateway.breaker_sync")
 
@@ -94,9 +94,9 @@ class BreakerSync:
 
     # -- push ----------------------------------------------------------------------------------------------
     def _record(self, b: Breaker) -> dict[str, Any]:
-        storage = b.cb._state_storage
+        storage = b.storage
         opened_at = storage.opened_at.timestamp() if storage.opened_at else None
-        updated = getattr(storage, "changed_at", 0.0) or time.time()
+        updated = storage.changed_at or time.time()
         return {
             "state": b.cb.current_state,
             "forced": b.forced,
@@ -143,21 +143,14 @@ class BreakerSync:
         updated = float(rec.get("updated") or 0.0)
         if updated <= self._seen.get(key, 0.0):
             return
-        local = b.cb._state_storage
-        if updated <= max(getattr(local, "changed_at", 0.0), b.forced_at):
+        if updated <= max(b.storage.changed_at, b.forced_at):
             return  # our own newer change wins; it is on its way to Redis
         self._seen[key] = updated
         opened_at = rec.get("opened_at")
         opened_ago = time.time() - opened_at if opened_at else None
-        if isinstance(local, SharedStateStorage):
-            local._applying = True
-        try:
+        with b.storage.remote(updated):
             b.apply_remote(rec.get("state", "closed"), rec.get("forced"), opened_ago)
-        finally:
-            if isinstance(local, SharedStateStorage):
-                local._applying = False
-                local.changed_at = updated
-            b.forced_at = min(b.forced_at, updated)
+        b.forced_at = min(b.forced_at, updated)
 
     async def _poll_loop(self) -> None:
         assert self._redis is not None

@@ -8,8 +8,9 @@ lets exactly one trial request through. An admin override (`force_open` / `force
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,16 @@ class SharedStateStorage(pybreaker.CircuitMemoryStorage):
             self.changed_at = time.time()
             if self.on_change is not None:
                 self.on_change()
+
+    @contextlib.contextmanager
+    def remote(self, updated: float) -> Iterator[None]:
+        """State written inside is another replica's: not reported back, stamped with its time."""
+        self._applying = True
+        try:
+            yield
+        finally:
+            self._applying = False
+            self.changed_at = updated
 
 
 class _MetricsListener(pybreaker.CircuitBreakerListener):

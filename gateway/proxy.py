@@ -159,7 +159,8 @@ class Proxy:
                     body = None
                 elif mirrored:
                     assert shadow is not None and mirror is not None
-                    body = await self._shadow_body(request, headers, shadow.max_body)
+                    limit = max(shadow.max_body, BUFFER_LIMIT)
+                    body = await self._request_body(request, headers, limit)
                     if not isinstance(body, bytes):
                         mirrored = False
                         mirror.skip(rt.name)
@@ -251,24 +252,12 @@ class Proxy:
 
     @staticmethod
     async def _request_body(
-        request: web.BaseRequest, headers: list[tuple[str, str]]
+        request: web.BaseRequest, headers: list[tuple[str, str]], limit: int = BUFFER_LIMIT
     ) -> bytes | _BodyStream:
-        """The client's body: read whole when small and of known length, else streamed."""
+        """The client's body: read whole when its known length is at most `limit`, else streamed.
+        A mirrored request passes the shadow's max_body, so both upstreams can get the bytes."""
         length = request.content_length
-        if length is not None and length <= BUFFER_LIMIT:
-            return await request.read()
-        if length is not None:
-            headers.append(("Content-Length", str(length)))
-        return _BodyStream(request.content)
-
-    @staticmethod
-    async def _shadow_body(
-        request: web.BaseRequest, headers: list[tuple[str, str]], max_body: int
-    ) -> bytes | _BodyStream:
-        """A mirrored request's body, buffered so both upstreams get it; streamed (not mirrored)
-        when its length is unknown or above the shadow's max_body."""
-        length = request.content_length
-        if length is not None and length <= max(max_body, BUFFER_LIMIT):
+        if length is not None and length <= limit:
             return await request.read()
         if length is not None:
             headers.append(("Content-Length", str(length)))
