@@ -42,22 +42,33 @@ class EventBus(Protocol):
         ...
 
 
-class PoisonCounter:
-    """Shared bookkeeping for entries that cannot be parsed: logged, acked by the bus, counted."""
+class EventParking:
+    """Entries that cannot be applied by this schema version (malformed, or an unknown `version`).
+
+    They are parked: logged and counted once, and left UNACKED on the bus, so they stay in the
+    group's pending list for a consumer that understands them (nothing is applied or dropped).
+    A claim of idle entries may hand them out again; they are recognised and skipped.
+    """
 
     def __init__(self) -> None:
-        self.poison_count = 0
+        self.parked_count = 0
+        self._parked: set[str] = set()
 
     def parse(self, entry_id: str, raw: bytes | str | None) -> Event | None:
-        """The entry's event, or None (logged and counted) when it is poison."""
+        """The entry's event, or None when it is parked."""
+        if entry_id in self._parked:
+            return None
         if raw is None:
-            self.poison_count += 1
-            log.error("event bus entry %s has no event payload; acking and skipping it", entry_id)
+            self._park(entry_id, "no event payload", "")
             return None
         try:
             return Event.from_json(raw)
         except ValueError as exc:
-            self.poison_count += 1
             preview = raw[:200] if isinstance(raw, str) else raw[:200].decode("utf-8", "replace")
-            log.error("skipping poison event %s (%s): %r", entry_id, exc, preview)
+            self._park(entry_id, str(exc), preview)
             return None
+
+    def _park(self, entry_id: str, reason: str, preview: str) -> None:
+        self._parked.add(entry_id)
+        self.parked_count += 1
+        log.error("parked event bus entry %s (%s), left unacked: %r", entry_id, reason, preview)

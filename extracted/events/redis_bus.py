@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from extracted.events.base import Delivery, EventBus, PoisonCounter, log
+from extracted.events.base import Delivery, EventBus, EventParking, log
 from extracted.events.schema import Event
 
 DEFAULT_STREAM = "shop.events"
@@ -45,7 +45,7 @@ class _ReaderState:
         self.next_claim_at = 0.0
 
 
-class RedisStreamBus(PoisonCounter, EventBus):
+class RedisStreamBus(EventParking, EventBus):
     """An `EventBus` on a Redis stream (XADD, XREADGROUP, XACK, XAUTOCLAIM)."""
 
     def __init__(
@@ -145,17 +145,12 @@ class RedisStreamBus(PoisonCounter, EventBus):
 
     async def _deliver(self, group: str, entries: list[_Entry]) -> list[Delivery]:
         deliveries: list[Delivery] = []
-        poison: list[str] = []
         for raw_id, fields in entries:
             entry_id = _text(raw_id)
             raw = fields.get(b"event") if fields else None
             event = self.parse(entry_id, raw)
-            if event is None:
-                poison.append(entry_id)
-            else:
+            if event is not None:  # parked entries stay pending, unacked
                 deliveries.append(Delivery(entry_id, event))
-        if poison:
-            await self.ack(group, poison)
         return deliveries
 
     async def ack(self, group: str, delivery_ids: list[str]) -> None:

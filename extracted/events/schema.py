@@ -1,7 +1,13 @@
 """The versioned JSON envelope of shop events, and validation of each known type's payload.
 
 Parsing is strict: an unknown `version` or `type`, a missing field or a wrongly typed one raises
-`ValueError`, so a consumer never applies half-understood data (it skips and logs instead).
+`ValueError`, so a consumer never applies half-understood data (the bus parks it: counted,
+logged and left unacked for a consumer that understands it).
+
+Schema version 2 (SPEC §3 "Versioned change streams"): every event names its `aggregate`
+(``order:<id>`` or ``item:<sku>``) and that record's `aggregate_version`, strictly increasing at
+its writer. Orders merge by the status lattice (``placed`` = 1 < ``cancelled`` = 2), items by
+version (only the stock authority publishes them). `idempotency_key` is the order's key, if any.
 """
 
 from __future__ import annotations
@@ -19,14 +25,26 @@ ORDER_CANCELLED = "order.cancelled"
 INVENTORY_CHANGED = "inventory.changed"
 
 EVENT_TYPES = frozenset({ORDER_PLACED, ORDER_CANCELLED, INVENTORY_CHANGED})
-VERSION = 1
+VERSION = 2
 SUPPORTED_VERSIONS = frozenset({VERSION})
+# The status lattice of orders: an order event's aggregate_version is its status's rank.
+ORDER_STATUS_RANK = {"placed": 1, "cancelled": 2}
 ORIGINS = frozenset({"orders", "inventory", "legacy"})
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _EVENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_ENVELOPE_KEYS = ("event_id", "type", "version", "occurred_at", "origin", "data")
+_ENVELOPE_KEYS = (
+    "event_id",
+    "type",
+    "version",
+    "aggregate",
+    "aggregate_version",
+    "occurred_at",
+    "origin",
+    "idempotency_key",
+    "data",
+)
 
 
 def utc_now() -> str:
@@ -41,34 +59,22 @@ class Event:
     event_id: str
     type: str
     version: int
+    aggregate: str
+    aggregate_version: int
     occurred_at: str
     origin: str
+    idempotency_key: str | None
     data: dict[str, Any] = field(hash=False)
 
     def __post_init__(self) -> None:
-        _check_envelope(
-            {
-                "event_id": self.event_id,
-                "type": self.type,
-                "version": self.version,
-                "occurred_at": self.occurred_at,
-                "origin": self.origin,
-                "data": self.data,
-            }
-        )
+        _check_envelope(self._as_dict())
+
+    def _as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _ENVELOPE_KEYS}
 
     def to_json(self) -> bytes:
         """Compact JSON with the envelope keys in their documented order."""
-        return orjson.dumps(
-            {
-                "event_id": self.event_id,
-                "type": self.type,
-                "version": self.version,
-                "occurred_at": self.occurred_at,
-                "origin": self.origin,
-                "data": self.data,
-            }
-        )
+        return orjson.dumps(self._as_dict())
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Event:
@@ -82,25 +88,71 @@ class Event:
         missing = [k for k in _ENVELOPE_KEYS if k not in obj]
         if missing:
             raise ValueError(f"event lacks {', '.join(missing)}")
-        return cls(
-            event_id=obj["event_id"],
-            type=obj["type"],
-            version=obj["version"],
-            occurred_at=obj["occurred_at"],
-            origin=obj["origin"],
-            data=obj["data"],
-        )
+        if obj["version"] not in SUPPORTED_VERSIONS:
+            # checked first: a newer schema is parked as "unknown version", not as malformed
+            raise ValueError(f"unsupported event version {obj['version']!r}")
+        return cls(**{k: obj[k] for k in _ENVELOPE_KEYS})
 
 
-def new_event(type: str, data: dict[str, Any], origin: str) -> Event:
-    """A fresh event (new uuid4 hex id, occurred now, version 1); validates like `from_json`."""
+def new_event(
+    type: str,
+    data: dict[str, Any],
+    origin: str,
+    *,
+    aggregate: str,
+    aggregate_version: int,
+    idempotency_key: str | None = None,
+) -> Event:
+    """A fresh event (new uuid4 hex id, occurred now, current schema); validated like `from_json`."""
     return Event(
         event_id=uuid.uuid4().hex,
         type=type,
         version=VERSION,
+        aggregate=aggregate,
+        aggregate_version=aggregate_version,
         occurred_at=utc_now(),
         origin=origin,
+        idempotency_key=idempotency_key,
         data=data,
+    )
+
+
+def order_event(
+    order: dict[str, Any],
+    origin: str,
+    *,
+    idempotency: dict[str, Any] | None = None,
+) -> Event:
+    """`order.placed` or `order.cancelled` (by the order's status) for a contract-shaped order.
+
+    `idempotency` is ``{"key", "request", "response"}`` when the order was placed under an
+    Idempotency-Key, so the other side's key table learns it.
+    """
+    status = order.get("status")
+    kind = ORDER_CANCELLED if status == "cancelled" else ORDER_PLACED
+    data: dict[str, Any] = {"order": order}
+    if idempotency is not None:
+        data["idempotency"] = idempotency
+    return new_event(
+        kind,
+        data,
+        origin,
+        aggregate=f"order:{order.get('id')}",
+        aggregate_version=ORDER_STATUS_RANK.get(str(status), 0),
+        idempotency_key=None if idempotency is None else idempotency.get("key"),
+    )
+
+
+def inventory_changed(
+    item: dict[str, Any], reservations: list[dict[str, Any]], origin: str, version: int
+) -> Event:
+    """`inventory.changed`: the stock authority's own record of one item at `version`."""
+    return new_event(
+        INVENTORY_CHANGED,
+        {"item": item, "reservations": reservations},
+        origin,
+        aggregate=f"item:{item.get('sku')}",
+        aggregate_version=version,
     )
 
 
@@ -154,6 +206,11 @@ def _check_envelope(obj: dict[str, Any]) -> None:
         raise ValueError("event_id must be 32 lowercase hex digits")
     if not _is_int(obj["version"]) or obj["version"] not in SUPPORTED_VERSIONS:
         raise ValueError(f"unsupported event version {obj['version']!r}")
+    if not _is_int(obj["aggregate_version"]) or obj["aggregate_version"] < 1:
+        raise ValueError("aggregate_version must be an integer >= 1")
+    key = obj["idempotency_key"]
+    if key is not None and (not isinstance(key, str) or not key or len(key) > 255):
+        raise ValueError("idempotency_key must be null or a string of 1..255 characters")
     if obj["type"] not in EVENT_TYPES:
         raise ValueError(f"unknown event type {obj['type']!r}")
     _check_timestamp(obj["occurred_at"], "occurred_at")
@@ -162,6 +219,32 @@ def _check_envelope(obj: dict[str, Any]) -> None:
     if not isinstance(obj["data"], dict):
         raise ValueError("data must be an object")
     validate_data(obj["type"], obj["data"])
+    _check_aggregate(obj)
+
+
+def _check_aggregate(obj: dict[str, Any]) -> None:
+    data = obj["data"]
+    if obj["type"] == INVENTORY_CHANGED:
+        expected = f"item:{data['item']['sku']}"
+    else:
+        order = data["order"]
+        expected = f"order:{order['id']}"
+        rank = ORDER_STATUS_RANK[order["status"]]
+        if obj["aggregate_version"] != rank:
+            raise ValueError(f"aggregate_version of a {order['status']} order must be {rank}")
+        wanted = ORDER_CANCELLED if order["status"] == "cancelled" else ORDER_PLACED
+        if obj["type"] != wanted:
+            raise ValueError(f"a {order['status']} order cannot travel as {obj['type']}")
+        idem = data.get("idempotency")
+        if idem is not None:
+            if not isinstance(idem, dict) or not isinstance(idem.get("key"), str):
+                raise ValueError("data.idempotency must be an object with a string key")
+            if "request" not in idem or not isinstance(idem.get("response"), dict):
+                raise ValueError("data.idempotency needs request and response")
+            if idem["key"] != obj["idempotency_key"]:
+                raise ValueError("data.idempotency.key differs from idempotency_key")
+    if obj["aggregate"] != expected:
+        raise ValueError(f"aggregate must be {expected!r}")
 
 
 def validate_data(type: str, data: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from extracted.events.base import Delivery, EventBus, PoisonCounter
+from extracted.events.base import Delivery, EventBus, EventParking
 from extracted.events.schema import Event
 
 DEFAULT_PATH = "var/events.db"
@@ -47,7 +47,7 @@ CREATE INDEX IF NOT EXISTS pending_by_consumer ON pending ("group", consumer, id
 _Row = tuple[int, str | None]
 
 
-class SqliteLogBus(PoisonCounter, EventBus):
+class SqliteLogBus(EventParking, EventBus):
     """An `EventBus` on a SQLite file, safe for several processes; blocking calls run in threads."""
 
     def __init__(
@@ -65,8 +65,9 @@ class SqliteLogBus(PoisonCounter, EventBus):
         # safe for concurrent use, but sequential use from several threads is fine)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        # consumers whose own backlog (pending from an earlier life) is drained, per group
-        self._drained: set[tuple[str, str]] = set()
+        # per (group, consumer): how far its own backlog (pending from an earlier life) was
+        # handed out again; None once drained (parked entries stay pending, so a cursor is needed)
+        self._backlog: dict[tuple[str, str], int | None] = {}
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -105,11 +106,11 @@ class SqliteLogBus(PoisonCounter, EventBus):
         deadline = time.monotonic() + max(block_ms, 0) / 1000
         delay = _POLL_MIN_S
         while True:
-            rows, poison = await asyncio.to_thread(self._run, self._take, group, consumer, count)
-            deliveries = self._to_deliveries(rows, poison)
-            if poison:
-                await self.ack(group, poison)
-            if deliveries or poison:
+            rows, gone = await asyncio.to_thread(self._run, self._take, group, consumer, count)
+            deliveries = self._to_deliveries(rows)
+            if gone:
+                await self.ack(group, gone)
+            if rows or gone:
                 return deliveries
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -117,13 +118,11 @@ class SqliteLogBus(PoisonCounter, EventBus):
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, _POLL_MAX_S)
 
-    def _to_deliveries(self, rows: list[_Row], poison: list[str]) -> list[Delivery]:
+    def _to_deliveries(self, rows: list[_Row]) -> list[Delivery]:
         deliveries = []
         for log_id, raw in rows:
             event = self.parse(str(log_id), raw)
-            if event is None:
-                poison.append(str(log_id))
-            else:
+            if event is not None:  # parked entries stay pending, unacked
                 deliveries.append(Delivery(str(log_id), event))
         return deliveries
 
@@ -136,14 +135,15 @@ class SqliteLogBus(PoisonCounter, EventBus):
         try:
             conn.execute('INSERT OR IGNORE INTO groups ("group", last_id) VALUES (?, 0)', (group,))
             ids: list[int] = []
-            if (group, consumer) not in self._drained:
+            cursor = self._backlog.get((group, consumer), 0)
+            if cursor is not None:
                 ids = _column(
                     conn,
-                    'SELECT id FROM pending WHERE "group" = ? AND consumer = ? ORDER BY id LIMIT ?',
-                    (group, consumer, count),
+                    'SELECT id FROM pending WHERE "group" = ? AND consumer = ? AND id > ? '
+                    "ORDER BY id LIMIT ?",
+                    (group, consumer, cursor, count),
                 )
-                if not ids:
-                    self._drained.add((group, consumer))
+                self._backlog[(group, consumer)] = ids[-1] if ids else None
             if not ids:
                 ids = _column(
                     conn,

@@ -8,7 +8,7 @@ from typing import Self
 
 import sqlalchemy as sa
 
-from extracted.events import add_to_outbox, new_event
+from extracted.events import add_to_outbox, order_event
 from extracted.orders.adapters.orm import outbox
 from extracted.orders.adapters.repository import SqlIdempotencyStore, SqlOrderRepository
 from extracted.orders.domain.errors import DependencyUnavailable
@@ -78,5 +78,5 @@ class SqlUnitOfWork:
         """Write each event to the outbox in this transaction, as a versioned envelope."""
         assert self._conn is not None, "publish() outside `with uow:`"
         for event in events:
-            envelope = new_event(event.type, {"order": event.order.to_json()}, ORIGIN)
+            envelope = order_event(event.order.to_json(), ORIGIN)
             add_to_outbox(self._conn, outbox, envelope)

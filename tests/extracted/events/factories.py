@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from extracted.events import INVENTORY_CHANGED, ORDER_CANCELLED, ORDER_PLACED, Event, new_event
+from extracted.events import Event, inventory_changed, order_event as _order_event
 
 
 def order_json(order_id: int = 1_000_000_001, status: str = "placed") -> dict:
@@ -24,8 +24,7 @@ def order_event(
     order_id: int = 1_000_000_001, status: str = "placed", origin: str = "orders"
 ) -> Event:
     """order.placed (or order.cancelled when status is cancelled)."""
-    kind = ORDER_PLACED if status == "placed" else ORDER_CANCELLED
-    return new_event(kind, {"order": order_json(order_id, status)}, origin)
+    return _order_event(order_json(order_id, status), origin)
 
 
 def inventory_event(
@@ -35,6 +34,7 @@ def inventory_event(
     origin: str = "inventory",
     price_cents: int = 250,
     name: str = "Widget",
+    version: int = 1,
 ) -> Event:
     """inventory.changed with the item's full state and all of its reservations."""
     res = [{"sku": sku, "order_id": o, "qty": q} for o, q in (reservations or [])]
@@ -47,7 +47,7 @@ def inventory_event(
         "reserved": reserved,
         "available": on_hand - reserved,
     }
-    return new_event(INVENTORY_CHANGED, {"item": item, "reservations": res}, origin)
+    return inventory_changed(item, res, origin, version)
 
 
 def numbered_events(n: int) -> list[Event]:

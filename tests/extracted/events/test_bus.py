@@ -155,20 +155,28 @@ def _append_raw(bus_url: str, payload: bytes) -> None:
         client.close()
 
 
-async def test_poison_entries_are_logged_acked_and_counted(make_bus: MakeBus, bus_url: str) -> None:
+async def test_malformed_and_unknown_version_entries_are_parked_unacked(
+    make_bus: MakeBus, bus_url: str
+) -> None:
     bus = make_bus()
     await bus.read("g", "c1", block_ms=0)
     _append_raw(bus_url, b"{not json")
-    _append_raw(bus_url, order_event().to_json().replace(b'"version":1', b'"version":99'))
+    unknown = order_event().to_json().replace(b'"version":2', b'"version":99')
+    assert unknown != order_event().to_json()
+    _append_raw(bus_url, unknown)
     good = order_event(1_000_000_077)
     await bus.publish(good)
     got = await _drain(bus, "g", "c1", 1)
     assert got == [good.event_id]
-    assert bus.poison_count == 2  # type: ignore[attr-defined]
-    assert await bus.pending_count("g") == 0  # type: ignore[attr-defined]
+    assert bus.parked_count == 2  # type: ignore[attr-defined]
+    # parked, not dropped: both stay pending for a consumer that understands them
+    assert await bus.pending_count("g") == 2  # type: ignore[attr-defined]
     assert await bus.read("g", "c1", block_ms=50) == []
-    # a restarted consumer does not see the poison again either
-    assert await make_bus().read("g", "c1", block_ms=50) == []
+    # a restarted consumer is handed them again, parks them again and applies nothing
+    again = make_bus()
+    assert await again.read("g", "c1", block_ms=50) == []
+    assert again.parked_count == 2  # type: ignore[attr-defined]
+    assert await again.pending_count("g") == 2  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("same_name", [True, False], ids=["restart", "takeover"])

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from extracted.events import INVENTORY_CHANGED, ORDER_PLACED, Event, new_event
+from extracted.events import order_event as _order_event
 from tests.extracted.events.factories import inventory_event, order_event, order_json
 
 
@@ -16,8 +17,11 @@ def test_round_trip_keeps_every_field_and_key_order() -> None:
         "event_id",
         "type",
         "version",
+        "aggregate",
+        "aggregate_version",
         "occurred_at",
         "origin",
+        "idempotency_key",
         "data",
     ]
     assert Event.from_json(raw) == event
@@ -27,10 +31,15 @@ def test_round_trip_keeps_every_field_and_key_order() -> None:
 def test_new_event_fills_the_envelope() -> None:
     event = inventory_event(reservations=[(1_000_000_001, 2)])
     assert len(event.event_id) == 32 and int(event.event_id, 16) >= 0
-    assert event.version == 1
+    assert event.version == 2
     assert event.type == INVENTORY_CHANGED
+    assert (event.aggregate, event.aggregate_version) == ("item:SKU-0001", 1)
+    placed = order_event(1_000_000_005)
+    assert (placed.aggregate, placed.aggregate_version) == ("order:1000000005", 1)
+    cancelled = order_event(1_000_000_005, status="cancelled")
+    assert (cancelled.type, cancelled.aggregate_version) == ("order.cancelled", 2)
     assert event.occurred_at.endswith("Z") and len(event.occurred_at) == 20
-    assert new_event(ORDER_PLACED, {"order": order_json()}, "orders").event_id != event.event_id
+    assert order_event().event_id != event.event_id
 
 
 def _mutated(**changes: object) -> bytes:
@@ -44,7 +53,13 @@ def _mutated(**changes: object) -> bytes:
     [
         b"not json",
         b"[1, 2]",
-        _mutated(version=2),
+        _mutated(version=1),
+        _mutated(version=3),
+        _mutated(aggregate="order:7"),
+        _mutated(aggregate_version=2),
+        _mutated(aggregate_version=0),
+        _mutated(idempotency_key=""),
+        _mutated(type="order.cancelled"),
         _mutated(version="1"),
         _mutated(version=True),
         _mutated(type="order.exploded"),
@@ -84,6 +99,19 @@ def test_inventory_reservations_must_match_the_item() -> None:
 
 def test_new_event_rejects_unknown_types_and_bad_data() -> None:
     with pytest.raises(ValueError):
-        new_event("order.exploded", {"order": order_json()}, "orders")
+        new_event(
+            "order.exploded", {"order": order_json()}, "orders", aggregate="x", aggregate_version=1
+        )
     with pytest.raises(ValueError):
-        new_event(ORDER_PLACED, {"item": {}}, "orders")
+        new_event(ORDER_PLACED, {"item": {}}, "orders", aggregate="x", aggregate_version=1)
+
+
+def test_idempotency_travels_with_the_order() -> None:
+    idem = {"key": "k-1", "request": {"customer_id": 1}, "response": order_json()}
+    event = _order_event(order_json(), "legacy", idempotency=idem)
+    assert event.idempotency_key == "k-1"
+    assert Event.from_json(event.to_json()).data["idempotency"] == idem
+    obj = orjson.loads(event.to_json())
+    obj["idempotency_key"] = "k-2"
+    with pytest.raises(ValueError, match="differs"):
+        Event.from_json(orjson.dumps(obj))
