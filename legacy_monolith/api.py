@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, request
 from legacy_monolith import errors, shop
 from legacy_monolith.db import Database
 from legacy_monolith.serialize import dumps
+from legacy_monolith.stock import RemoteStock
 from legacy_monolith.validation import (
     parse_customer_filter,
     parse_new_customer,
@@ -18,9 +19,12 @@ from legacy_monolith.validation import (
     parse_restock,
 )
 
-__all__ = ["DB_EXTENSION", "api", "get_db", "json_response"]
+__all__ = ["DB_EXTENSION", "STOCK_EXTENSION", "api", "get_db", "get_stock", "json_response"]
 
 DB_EXTENSION = "legacy_db"
+STOCK_EXTENSION = "legacy_stock"
+# Every successful stock write answers the item's version at the authority (SPEC §3).
+VERSION_HEADER = "X-Stock-Version"
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -29,6 +33,17 @@ def get_db() -> Database:
     """The app's ``Database`` (wired once by ``create_app``)."""
     db: Database = current_app.extensions[DB_EXTENSION]
     return db
+
+
+def get_stock() -> RemoteStock | None:
+    """The remote stock authority, or None when the legacy itself is the authority."""
+    stock: RemoteStock | None = current_app.extensions.get(STOCK_EXTENSION)
+    return stock
+
+
+def _versioned(response: Response, version: int) -> Response:
+    response.headers[VERSION_HEADER] = str(version)
+    return response
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
@@ -82,8 +97,8 @@ def reserve(sku: str) -> Response:
     # An unknown sku is a 404 before the body is looked at.
     shop.require_item(db, sku)
     order_id, qty = parse_reservation(request.get_data())
-    status, body = shop.reserve(db, sku, order_id, qty)
-    return json_response(body, status)
+    status, body, version = shop.reserve(db, sku, order_id, qty, get_stock())
+    return _versioned(json_response(body, status), version)
 
 
 @api.get("/inventory/<sku>/reservations")
@@ -102,8 +117,8 @@ def release(sku: str, raw_order_id: str) -> Response:
     if not raw_order_id.isascii() or not raw_order_id.isdigit():
         raise errors.path_not_found()
     # Any integer is fine: an order id that holds nothing is released as a no-op.
-    shop.release(db, sku, min(int(raw_order_id), 2**63 - 1))
-    return Response(status=204)
+    version = shop.release(db, sku, min(int(raw_order_id), 2**63 - 1), get_stock())
+    return _versioned(Response(status=204), version)
 
 
 @api.post("/inventory/<sku>/restock")
@@ -112,7 +127,8 @@ def restock(sku: str) -> Response:
     db = get_db()
     shop.require_item(db, sku)
     qty = parse_restock(request.get_data())
-    return json_response(shop.restock(db, sku, qty))
+    body, version = shop.restock(db, sku, qty, get_stock())
+    return _versioned(json_response(body), version)
 
 
 # --- orders ------------------------------------------------------------------------------
@@ -130,7 +146,7 @@ def list_orders() -> Response:
 def place_order() -> Response:
     """POST /api/orders: 201 order (or the replay of an Idempotency-Key)."""
     key = request.headers.get("Idempotency-Key") or None
-    status, body = shop.place_order(get_db(), request.get_data(), key)
+    status, body = shop.place_order(get_db(), request.get_data(), key, get_stock())
     return json_response(body, status)
 
 
@@ -145,4 +161,4 @@ def get_order(raw_id: str) -> Response:
 def cancel_order(raw_id: str) -> Response:
     """POST /api/orders/{id}/cancel: 200 cancelled order, stock released."""
     order_id = parse_path_id(raw_id, errors.order_not_found(raw_id))
-    return json_response(shop.cancel_order(get_db(), order_id))
+    return json_response(shop.cancel_order(get_db(), order_id, get_stock()))

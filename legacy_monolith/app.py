@@ -9,8 +9,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
+from extracted.stock_authority import stock_authority
 from legacy_monolith import errors
-from legacy_monolith.api import DB_EXTENSION, api, get_db, json_response
+from legacy_monolith.api import DB_EXTENSION, STOCK_EXTENSION, api, get_db, json_response
 from legacy_monolith.db import Database, database_url_from_env
 from legacy_monolith.errors import ShopError
 from legacy_monolith.pages import money, pages
@@ -44,6 +45,11 @@ def create_app(database_url: str | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     db = Database(database_url or database_url_from_env())
     app.extensions[DB_EXTENSION] = db
+    if stock_authority() == "inventory":
+        # Stock writes go to the inventory service; this database keeps a read copy.
+        from legacy_monolith.stock import remote_stock_from_env
+
+        app.extensions[STOCK_EXTENSION] = remote_stock_from_env()
     try:
         db.ensure_schema()
     except DBAPIError as exc:

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from extracted.stock_authority import stock_authority
 from legacy_monolith.db import Database, create_schema, database_url_from_env, make_engine
 
 __all__ = ["build_parser", "gunicorn_argv", "main"]
@@ -71,6 +72,11 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    try:
+        stock_authority()  # a wrong value stops here, not at the first order
+    except ValueError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
     if args.database_url:
         os.environ["LEGACY_DATABASE_URL"] = args.database_url
     # Tables exist before any worker starts, so workers never race to create them.

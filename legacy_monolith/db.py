@@ -32,6 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from extracted.events import outbox_table
+
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "ID_CEILING",
@@ -43,8 +45,10 @@ __all__ = [
     "Item",
     "Order",
     "OrderLine",
-    "ProcessedEvent",
+    "PendingOrder",
     "Reservation",
+    "StockOp",
+    "outbox",
     "TS_FORMAT",
     "create_schema",
     "database_url_from_env",
@@ -119,6 +123,12 @@ class Item(Base):
     price_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     on_hand: Mapped[int] = mapped_column(BigInteger, nullable=False)
     origin: Mapped[str] = _origin()
+    # The stock authority's per-item version this copy holds (SPEC §3): bumped by the outbox hook
+    # when the legacy is the authority; the version of the last applied event when it is not.
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # Read-your-writes on a read copy: a write the legacy made through the authority answered
+    # this version; events older than it are ignored (they do not show that write yet).
+    floor_version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
 class Reservation(Base):
@@ -176,13 +186,35 @@ class IdempotencyKey(Base):
     origin: Mapped[str] = _origin()
 
 
-class ProcessedEvent(Base):
-    """An event the legacy consumer already applied (dedupe by ``event_id``)."""
+class PendingOrder(Base):
+    """An order being placed through a remote stock authority (the saga's first step).
 
-    __tablename__ = "processed_events"
-    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    processed_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
-    origin: Mapped[str] = _origin()
+    Written before any reservation is made, deleted in the transaction that stores the order:
+    a row older than the grace period belongs to a crashed or failed request, and
+    reconciliation releases its lines (``state`` ``pending`` -> ``releasing``) and drops it.
+    """
+
+    __tablename__ = "pending_orders"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # {"customer_id", "lines": [{"sku","qty"}], "key": str | null}
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
+class StockOp(Base):
+    """A release the legacy owes the remote stock authority (a cancel that it could not finish)."""
+
+    __tablename__ = "stock_ops"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64), nullable=False)
+    order_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+# The legacy's transactional outbox (SPEC §3): rows written by `legacy_monolith.outbox`'s session
+# hook in the transaction of the change, relayed to the bus by `python -m legacy_monolith consume`.
+outbox = outbox_table(Base.metadata)
 
 
 def make_engine(url: str) -> Engine:
@@ -257,7 +289,8 @@ def next_id(session: Session, model: type[Customer] | type[Order]) -> int:
         held = session.scalar(
             select(func.max(Reservation.order_id)).where(Reservation.order_id < ID_CEILING)
         )
-        current = max(current, int(held or 0))
+        pending = session.scalar(select(func.max(PendingOrder.order_id)))
+        current = max(current, int(held or 0), int(pending or 0))
     nxt = current + 1
     if nxt >= ID_CEILING:
         raise RuntimeError(f"legacy id space of {table} exhausted")
@@ -274,6 +307,11 @@ class Database:
         write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(write_engine, expire_on_commit=False)
+        # Every write transaction records its changes in the outbox (imported here: it needs
+        # the models above).
+        from legacy_monolith.outbox import install_outbox_hook
+
+        install_outbox_hook(self._write)
         self._schema_lock = threading.Lock()
         self.schema_ready = False
 

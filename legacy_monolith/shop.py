@@ -8,11 +8,12 @@ on PostgreSQL, the database write lock (``BEGIN IMMEDIATE``) on SQLite.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,10 +26,13 @@ from legacy_monolith.db import (
     Item,
     Order,
     OrderLine,
+    PendingOrder,
     Reservation,
+    StockOp,
     next_id,
     utcnow,
 )
+from legacy_monolith.outbox import APPLYING, IDEMPOTENCY, VERSIONS
 from legacy_monolith.serialize import (
     customer_json,
     dumps,
@@ -37,6 +41,7 @@ from legacy_monolith.serialize import (
     order_json,
     reservation_json,
 )
+from legacy_monolith.stock import RemoteStock
 from legacy_monolith.validation import NewCustomer, Page, PlaceOrder, parse_place_order
 
 __all__ = [
@@ -187,14 +192,23 @@ def require_item(db: Database, sku: str) -> None:
             raise errors.item_not_found(sku)
 
 
-def reserve(db: Database, sku: str, order_id: int, qty: int) -> tuple[int, dict[str, Any]]:
-    """``POST /api/inventory/{sku}/reservations``: (201 | 200, reservation) or 409."""
+def reserve(
+    db: Database, sku: str, order_id: int, qty: int, stock: RemoteStock | None = None
+) -> tuple[int, dict[str, Any], int]:
+    """``POST /api/inventory/{sku}/reservations``: (201 | 200, reservation, stock version) or 409.
+
+    With a remote authority (`stock`), the authority decides and the read copy learns at once.
+    """
+    if stock is not None:
+        answer = stock.reserve(sku, order_id, qty)
+        apply_own_write(db, sku, answer.version, lambda s, _i: _hold(s, sku, order_id, qty))
+        return answer.status, answer.body, answer.version
     with db.write() as s:
         item = _lock_item(db, s, sku)
         existing = s.get(Reservation, (sku, order_id))
         if existing is not None:
             if existing.qty == qty:
-                return 200, reservation_json(existing)
+                return 200, reservation_json(existing), item.version
             raise errors.reservation_conflict(sku, order_id)
         if item.on_hand - _reserved(s, [sku]).get(sku, 0) < qty:
             raise errors.insufficient_stock(sku)
@@ -203,7 +217,45 @@ def reserve(db: Database, sku: str, order_id: int, qty: int) -> tuple[int, dict[
         )
         s.add(reservation)
         s.flush()
-        return 201, reservation_json(reservation)
+        answer = reservation_json(reservation)
+    return 201, answer, s.info[VERSIONS][sku]
+
+
+def _hold(s: Session, sku: str, order_id: int, qty: int) -> None:
+    if s.get(Reservation, (sku, order_id)) is None:
+        s.add(
+            Reservation(
+                sku=sku, order_id=order_id, qty=qty, created_at=utcnow(), origin="inventory"
+            )
+        )
+
+
+def _unhold(s: Session, sku: str, order_id: int) -> None:
+    held = s.get(Reservation, (sku, order_id))
+    if held is not None:
+        s.delete(held)
+
+
+def apply_own_write(
+    db: Database, sku: str, version: int, change: Callable[[Session, Item], None]
+) -> None:
+    """Apply a write the remote authority accepted (at `version`) to the legacy's read copy now.
+
+    Read-your-writes without ever going back: the change is applied only while the copy is older
+    than `version`, and `floor_version` makes the consumer ignore events that predate it.
+    """
+    with db.write() as s:
+        s.info[APPLYING] = "inventory"
+        _own_write(s, db, sku, version, change)
+
+
+def _own_write(
+    s: Session, db: Database, sku: str, version: int, change: Callable[[Session, Item], None]
+) -> None:
+    item = _lock_item(db, s, sku)
+    if item.version < version:
+        change(s, item)
+        item.floor_version = max(item.floor_version, version)
 
 
 def list_reservations(db: Database, sku: str, page: Page) -> dict[str, Any]:
@@ -223,23 +275,40 @@ def list_reservations(db: Database, sku: str, page: Page) -> dict[str, Any]:
         return list_json([reservation_json(r) for r in rows], total)
 
 
-def release(db: Database, sku: str, order_id: int) -> None:
-    """``DELETE /api/inventory/{sku}/reservations/{order_id}``; nothing to release is fine."""
+def release(db: Database, sku: str, order_id: int, stock: RemoteStock | None = None) -> int:
+    """``DELETE /api/inventory/{sku}/reservations/{order_id}``; returns the stock version."""
+    if stock is not None:
+        answer = stock.release(sku, order_id)
+        apply_own_write(db, sku, answer.version, lambda s, _i: _unhold(s, sku, order_id))
+        return answer.version
     with db.write() as s:
-        if s.get(Item, sku) is None:
-            raise errors.item_not_found(sku)
-        s.execute(
-            delete(Reservation).where(Reservation.sku == sku, Reservation.order_id == order_id)
-        )
+        item = _lock_item(db, s, sku)
+        held = s.get(Reservation, (sku, order_id))
+        if held is None:
+            return item.version
+        s.delete(held)
+    return int(s.info[VERSIONS][sku])
 
 
-def restock(db: Database, sku: str, qty: int) -> dict[str, Any]:
-    """``POST /api/inventory/{sku}/restock``: on_hand += qty, 200 item."""
+def restock(
+    db: Database, sku: str, qty: int, stock: RemoteStock | None = None
+) -> tuple[dict[str, Any], int]:
+    """``POST /api/inventory/{sku}/restock``: on_hand += qty; (200 item, stock version)."""
+    if stock is not None:
+        answer = stock.restock(sku, qty)
+        on_hand = int(answer.body["on_hand"])
+
+        def _set(_s: Session, item: Item) -> None:
+            item.on_hand = on_hand
+
+        apply_own_write(db, sku, answer.version, _set)
+        return answer.body, answer.version
     with db.write() as s:
         item = _lock_item(db, s, sku)
         item.on_hand += qty
         s.flush()
-        return item_json(item, _reserved(s, [sku]).get(sku, 0))
+        body = item_json(item, _reserved(s, [sku]).get(sku, 0))
+    return body, int(s.info[VERSIONS][sku])
 
 
 # --- orders ------------------------------------------------------------------------------
@@ -274,18 +343,63 @@ def get_order(db: Database, order_id: int) -> dict[str, Any]:
         return _orders_json(s, [order])[0]
 
 
-def cancel_order(db: Database, order_id: int) -> dict[str, Any]:
-    """``POST /api/orders/{id}/cancel``: status cancelled, reservations released; idempotent."""
+def cancel_order(db: Database, order_id: int, stock: RemoteStock | None = None) -> dict[str, Any]:
+    """``POST /api/orders/{id}/cancel``: status cancelled, reservations released; idempotent.
+
+    Any order can be cancelled here, whichever side placed it (status lattice: cancelled wins).
+    With a remote authority the lines are released there first; if the authority cannot be
+    reached before anything was released, 503 and nothing changes. A release that fails after
+    others succeeded is queued (`stock_ops`) and retried by reconciliation, so the cancel
+    itself is never half-applied.
+    """
+    if stock is not None:
+        return _cancel_remote(db, stock, order_id)
     with db.write() as s:
-        query = select(Order).where(Order.id == order_id)
-        if db.is_postgres:
-            query = query.with_for_update()
-        order = s.scalar(query)
-        if order is None:
-            raise errors.order_not_found(order_id)
+        order = _lock_order(db, s, order_id)
         if order.status != CANCELLED:
             order.status = CANCELLED
-            s.execute(delete(Reservation).where(Reservation.order_id == order_id))
+            order.origin = ORIGIN
+            for held in s.scalars(select(Reservation).where(Reservation.order_id == order_id)):
+                s.delete(held)
+            s.flush()
+        return _orders_json(s, [order])[0]
+
+
+def _lock_order(db: Database, s: Session, order_id: int) -> Order:
+    query = select(Order).where(Order.id == order_id)
+    if db.is_postgres:
+        query = query.with_for_update()
+    order = s.scalar(query)
+    if order is None:
+        raise errors.order_not_found(order_id)
+    return order
+
+
+def _cancel_remote(db: Database, stock: RemoteStock, order_id: int) -> dict[str, Any]:
+    current = get_order(db, order_id)
+    if current["status"] == CANCELLED:
+        return current
+    released: dict[str, int] = {}
+    owed: list[str] = []
+    for line in current["items"]:
+        sku = line["sku"]
+        if owed:
+            owed.append(sku)  # the authority just failed: queue the rest without waiting on it
+            continue
+        try:
+            released[sku] = stock.release(sku, order_id).version
+        except errors.ShopError as exc:
+            if exc.status != 503 or not released:
+                raise  # nothing released yet: fail fast, nothing changed
+            owed.append(sku)
+    with db.write() as s:
+        order = _lock_order(db, s, order_id)
+        if order.status != CANCELLED:
+            order.status = CANCELLED
+            order.origin = ORIGIN
+            for sku, version in released.items():
+                _own_write(s, db, sku, version, lambda s_, _i, sku=sku: _unhold(s_, sku, order_id))
+            s.add_all(StockOp(sku=sku, order_id=order_id, created_at=utcnow()) for sku in owed)
             s.flush()
         return _orders_json(s, [order])[0]
 
@@ -362,46 +476,41 @@ def json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def place_order(db: Database, raw: bytes, key: str | None) -> tuple[int, bytes]:
-    """``POST /api/orders``: reserve stock and price the order in one transaction.
+def _learned(key: str, body: Any, answer: bytes) -> dict[str, Any]:
+    """What an order event carries of its Idempotency-Key, so the other side's table learns it."""
+    return {"key": key, "request": body, "response": orjson.loads(answer)}
+
+
+def place_order(
+    db: Database, raw: bytes, key: str | None, stock: RemoteStock | None = None
+) -> tuple[int, bytes]:
+    """``POST /api/orders``: reserve stock and price the order.
 
     With an Idempotency-Key the key is checked before anything else: a stored key with an
     equal body replays the stored 201, with another body answers 422. Returns (status, body).
+    Locally (the legacy is the stock authority) all of it is one transaction; with a remote
+    authority it is a saga, see `_place_remote`.
     """
+    if key is not None and len(key) > 255:
+        raise errors.validation_error("Idempotency-Key", errors.KEY_TOO_LONG)
+    if stock is not None:
+        return _place_remote(db, stock, raw, key)
     if key is None:
         cmd, _ = parse_place_order(raw)
         with db.write() as s:
             return 201, dumps(_place(db, s, cmd))
-    if len(key) > 255:
-        raise errors.validation_error("Idempotency-Key", errors.KEY_TOO_LONG)
     sent = _loose_json(raw)
     for attempt in range(_WRITE_ATTEMPTS):
         try:
             with db.write() as s:
-                s.execute(
-                    delete(IdempotencyKey).where(
-                        IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_TTL
-                    )
-                )
-                stored = s.get(IdempotencyKey, key)
-                if stored is not None:
-                    if sent is not _UNPARSABLE and json_equal(
-                        orjson.loads(stored.request_body), sent
-                    ):
-                        return stored.status_code, stored.response_body.encode()
-                    raise errors.idempotency_key_reused()
+                replay = _stored_answer(s, key, sent)
+                if replay is not None:
+                    return replay
                 cmd, body = parse_place_order(raw)
-                answer = dumps(_place(db, s, cmd))
-                s.add(
-                    IdempotencyKey(
-                        key=key,
-                        request_body=dumps(body).decode(),
-                        status_code=201,
-                        response_body=answer.decode(),
-                        created_at=utcnow(),
-                        origin=ORIGIN,
-                    )
-                )
+                order = _place(db, s, cmd)
+                answer = dumps(order)
+                _store_key(s, key, body, answer)
+                s.info.setdefault(IDEMPOTENCY, {})[order["id"]] = _learned(key, body, answer)
                 s.flush()
                 return 201, answer
         except IntegrityError:
@@ -410,3 +519,249 @@ def place_order(db: Database, raw: bytes, key: str | None) -> tuple[int, bytes]:
             if attempt == _WRITE_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# A pending order whose lines were all released: kept so that its id is never reused.
+RELEASED = "released"
+# A key whose first request is still being placed through the remote authority.
+_IN_FLIGHT = 0
+# How long a repeat waits for the first request with its key to finish before answering 409.
+KEY_WAIT_S = 10.0
+
+
+def _stored_answer(s: Session, key: str, sent: Any) -> tuple[int, bytes] | None:
+    """Purge expired keys; the replay of `key`'s stored answer, or None when it is not stored.
+
+    Raises 422 for another body, and `_KeyInFlight` while its first request is running.
+    """
+    s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_TTL))
+    stored = s.get(IdempotencyKey, key)
+    if stored is None:
+        return None
+    if sent is _UNPARSABLE or not json_equal(orjson.loads(stored.request_body), sent):
+        raise errors.idempotency_key_reused()
+    if stored.status_code == _IN_FLIGHT:
+        raise _KeyInFlight()
+    return stored.status_code, stored.response_body.encode()
+
+
+class _KeyInFlight(Exception):
+    """The first request with this Idempotency-Key has not finished yet."""
+
+
+def _store_key(s: Session, key: str, body: Any, answer: bytes | None) -> None:
+    s.add(
+        IdempotencyKey(
+            key=key,
+            request_body=dumps(body).decode(),
+            status_code=201 if answer is not None else _IN_FLIGHT,
+            response_body=answer.decode() if answer is not None else "",
+            created_at=utcnow(),
+            origin=ORIGIN,
+        )
+    )
+
+
+def _place_remote(
+    db: Database, stock: RemoteStock, raw: bytes, key: str | None
+) -> tuple[int, bytes]:
+    """Place an order while the inventory service is the stock authority: a saga.
+
+    1. One transaction: the Idempotency-Key check (and an in-flight claim of the key), the
+       customer and sku checks, a legacy order id and a `pending_orders` row.
+    2. Reserve each line at the authority with that id; the authority alone decides stock.
+    3. One transaction: drop the pending row (only if reconciliation has not claimed it), store
+       the order, its lines, the key's answer and the reservations in the read copy; the outbox
+       hook adds `order.placed`.
+    Any failure releases what was reserved; a crash leaves the pending row, which
+    reconciliation releases (`reconcile`).
+    """
+    sent = _loose_json(raw) if key is not None else None
+    deadline = time.monotonic() + KEY_WAIT_S
+    while True:
+        try:
+            with db.write() as s:
+                if key is not None:
+                    replay = _stored_answer(s, key, sent)
+                    if replay is not None:
+                        return replay
+                cmd, body = parse_place_order(raw)
+                lines = _priced_lines(s, cmd)
+                order_id = next_id(s, Order)
+                payload = {"customer_id": cmd.customer_id, "lines": lines, "key": key}
+                s.add(
+                    PendingOrder(
+                        order_id=order_id,
+                        payload=dumps(payload).decode(),
+                        state="pending",
+                        created_at=utcnow(),
+                    )
+                )
+                if key is not None:
+                    _store_key(s, key, body, None)
+            break
+        except (_KeyInFlight, IntegrityError):
+            # Another request holds the key: wait for its answer (bounded), then replay it.
+            if time.monotonic() >= deadline:
+                raise errors.ShopError(
+                    409,
+                    "idempotency_key_in_progress",
+                    "a request with this Idempotency-Key is still in progress",
+                ) from None
+            time.sleep(0.05)
+    versions: dict[str, int] = {}
+    try:
+        for line in lines:
+            versions[line["sku"]] = stock.reserve(line["sku"], order_id, line["qty"]).version
+    except errors.ShopError:
+        abandon_pending(db, stock, order_id)
+        raise
+    with db.write() as s:
+        claimed = s.execute(
+            delete(PendingOrder).where(
+                PendingOrder.order_id == order_id, PendingOrder.state == "pending"
+            )
+        )
+        if claimed.rowcount == 1:
+            order = _store_order(db, s, order_id, cmd.customer_id, lines, versions)
+            answer = dumps(order)
+            if key is not None:
+                stored = s.get(IdempotencyKey, key)
+                if stored is not None:
+                    stored.status_code, stored.response_body = 201, answer.decode()
+                s.info.setdefault(IDEMPOTENCY, {})[order_id] = _learned(key, body, answer)
+            s.flush()
+            return 201, answer
+    # Reconciliation took the order while we were reserving: it releases every line.
+    abandon_pending(db, stock, order_id)
+    raise errors.dependency_unavailable("inventory")
+
+
+def _priced_lines(s: Session, cmd: PlaceOrder) -> list[dict[str, Any]]:
+    """Customer and sku checks (same order and texts as `_place`), lines with their prices."""
+    if s.get(Customer, cmd.customer_id) is None:
+        raise errors.unknown_customer(cmd.customer_id)
+    skus = sorted(line.sku for line in cmd.lines)
+    prices = dict(s.execute(select(Item.sku, Item.price_cents).where(Item.sku.in_(skus))).all())
+    for line in cmd.lines:
+        if line.sku not in prices:
+            raise errors.unknown_sku(line.sku)
+    return [
+        {"sku": line.sku, "qty": line.qty, "price_cents": int(prices[line.sku])}
+        for line in cmd.lines
+    ]
+
+
+def _store_order(
+    db: Database,
+    s: Session,
+    order_id: int,
+    customer_id: int,
+    lines: list[dict[str, Any]],
+    versions: dict[str, int],
+) -> dict[str, Any]:
+    rows = [
+        OrderLine(
+            order_id=order_id,
+            sku=line["sku"],
+            line_no=index,
+            qty=line["qty"],
+            price_cents=line["price_cents"],
+            origin=ORIGIN,
+        )
+        for index, line in enumerate(lines)
+    ]
+    order = Order(
+        id=order_id,
+        customer_id=customer_id,
+        status=PLACED,
+        total_cents=sum(ln.qty * ln.price_cents for ln in rows),
+        placed_at=utcnow(),
+        origin=ORIGIN,
+    )
+    s.add(order)
+    s.flush()
+    s.add_all(rows)
+    for line in rows:
+        _own_write(
+            s,
+            db,
+            line.sku,
+            versions[line.sku],
+            lambda s_, _i, ln=line: _hold(s_, ln.sku, order_id, ln.qty),
+        )
+    s.flush()
+    return order_json(order, rows)
+
+
+def abandon_pending(db: Database, stock: RemoteStock, order_id: int) -> bool:
+    """Release every line of a pending order at the authority, then forget it and its key claim.
+
+    Returns False (the row stays, state ``releasing``) when the authority could not be reached:
+    reconciliation tries again. Releasing a line never reserved is a harmless no-op. The row is
+    kept as ``released``, so its order id is never handed out again.
+    """
+    with db.write() as s:
+        pending = s.get(PendingOrder, order_id)
+        if pending is None or pending.state == RELEASED:
+            return True
+        pending.state = "releasing"
+        payload = orjson.loads(pending.payload)
+    try:
+        for line in payload["lines"]:
+            stock.release(line["sku"], order_id)
+    except errors.ShopError:
+        return False
+    with db.write() as s:
+        s.execute(
+            update(PendingOrder).where(PendingOrder.order_id == order_id).values(state=RELEASED)
+        )
+        key = payload.get("key")
+        if key is not None:
+            s.execute(
+                delete(IdempotencyKey).where(
+                    IdempotencyKey.key == key, IdempotencyKey.status_code == _IN_FLIGHT
+                )
+            )
+    return True
+
+
+def reconcile(db: Database, stock: RemoteStock, *, grace: dt.timedelta) -> int:
+    """Finish what crashed or failed requests left with a remote authority; returns how many.
+
+    Pending orders older than `grace` are released and dropped; queued releases of cancelled
+    orders are sent; in-flight key claims without a pending order are dropped.
+    """
+    cutoff = utcnow() - grace
+    with db.read() as s:
+        stale = list(
+            s.scalars(
+                select(PendingOrder.order_id).where(
+                    PendingOrder.created_at < cutoff, PendingOrder.state != RELEASED
+                )
+            )
+        )
+        owed = list(
+            s.execute(select(StockOp.id, StockOp.sku, StockOp.order_id).order_by(StockOp.id))
+        )
+    done = sum(1 for order_id in stale if abandon_pending(db, stock, order_id))
+    for op_id, sku, order_id in owed:
+        try:
+            version = stock.release(sku, order_id).version
+        except errors.ShopError:
+            break  # the authority is still away: keep the queue, try again later
+        with db.write() as s:
+            _own_write(s, db, sku, version, lambda s_, _i, sku=sku, o=order_id: _unhold(s_, sku, o))
+            s.execute(delete(StockOp).where(StockOp.id == op_id))
+        done += 1
+    with db.write() as s:
+        pending_keys = select(PendingOrder.payload).where(PendingOrder.state != RELEASED)
+        claimed = {orjson.loads(p).get("key") for p in s.scalars(pending_keys)}
+        for row in s.scalars(
+            select(IdempotencyKey).where(
+                IdempotencyKey.status_code == _IN_FLIGHT, IdempotencyKey.created_at < cutoff
+            )
+        ):
+            if row.key not in claimed:
+                s.delete(row)
+    return done

@@ -1,7 +1,8 @@
 """The legacy's event consumer against real legacy databases (SQLite and PostgreSQL).
 
-What the new services publish must show in the legacy's own HTTP API, applied exactly once,
-never echoing the legacy's own events; poison is acked and counted; outages are retried.
+What the new services publish must show in the legacy's own HTTP API, merged so that nothing
+ever goes back (order status lattice, item versions), never echoing the legacy's own events;
+entries that cannot be applied are parked unacked and counted; outages are retried.
 """
 
 from __future__ import annotations
@@ -70,8 +71,11 @@ async def bus(tmp_path: Path) -> AsyncIterator[SqliteLogBus]:
 async def consume_once(
     legacy: Legacy, bus: SqliteLogBus | RedisStreamBus, name: str = "c1"
 ) -> Stats:
-    """Run the real consumer loop in `--once` mode and return what it did."""
-    consumer = Consumer(legacy.db, bus, "legacy", name)
+    """Run the real consumer loop in `--once` mode and return what it did.
+
+    The legacy keeps a read copy of stock here (the inventory service is the authority).
+    """
+    consumer = Consumer(legacy.db, bus, "legacy", name, "inventory")
     assert await asyncio.wait_for(consumer.run(once=True), 30) == 0
     return consumer.stats
 
@@ -109,7 +113,7 @@ async def test_order_cancelled_is_applied_and_never_undone(
     assert body == orjson.dumps(order_json(ORDER_ID, "cancelled"))
     # a late, separately published order.placed for the same order must not revive it
     await publish(bus, order_event(ORDER_ID, "placed"))
-    assert await consume_once(legacy, bus) == Stats(applied=1)
+    assert await consume_once(legacy, bus) == Stats(stale=1)
     _, body = legacy.get(f"/api/orders/{ORDER_ID}")
     assert orjson.loads(body)["status"] == "cancelled"
 
@@ -118,25 +122,21 @@ async def test_inventory_changed_sets_the_item_and_replaces_reservations(
     legacy: Legacy, bus: SqliteLogBus
 ) -> None:
     first = inventory_event(
-        "SKU-0042", on_hand=100, reservations=[(1_000_000_001, 2), (1_000_000_002, 3)]
+        "SKU-0042", on_hand=100, reservations=[(1_000_000_001, 2), (1_000_000_002, 3)], version=1
     )
     await publish(bus, first)
     assert await consume_once(legacy, bus) == Stats(applied=1)
     status, body = legacy.get("/api/inventory/SKU-0042")
     assert status == 200
     assert body == orjson.dumps(first.data["item"])  # reserved/available derived identically
-    # the legacy itself reserves stock (as it does while serving as fallback)...
-    response = legacy.client.post(
-        "/api/inventory/SKU-0042/reservations", json={"order_id": 77, "qty": 1}
-    )
-    assert response.status_code == 201
-    # ...and the inventory service's full state replaces the sku's reservations
+    # the authority's newer record replaces the sku's reservations
     second = inventory_event(
         "SKU-0042",
         on_hand=120,
         reservations=[(1_000_000_002, 1), (1_000_000_003, 4)],
         price_cents=999,
         name="Renamed",
+        version=3,
     )
     await publish(bus, second)
     assert await consume_once(legacy, bus) == Stats(applied=1)
@@ -144,21 +144,59 @@ async def test_inventory_changed_sets_the_item_and_replaces_reservations(
     assert body == orjson.dumps(second.data["item"])
     _, body = legacy.get("/api/inventory/SKU-0042/reservations")
     assert orjson.loads(body)["items"] == second.data["reservations"]
+    # an older version arriving late (reordered, or redelivered after a takeover) changes nothing
+    late = inventory_event("SKU-0042", on_hand=5, reservations=[(9, 5)], version=2)
+    await publish(bus, late, first)
+    assert await consume_once(legacy, bus) == Stats(stale=2)
+    assert legacy.get("/api/inventory/SKU-0042")[1] == orjson.dumps(second.data["item"])
 
 
-# --- exactly once, no echo, poison --------------------------------------------------------------
+async def test_inventory_changed_is_ignored_while_the_legacy_is_the_authority(
+    legacy: Legacy, bus: SqliteLogBus
+) -> None:
+    await publish(bus, inventory_event("SKU-0042", on_hand=1))
+    consumer = Consumer(legacy.db, bus, "legacy", "c1", "legacy")
+    assert await asyncio.wait_for(consumer.run(once=True), 30) == 0
+    assert consumer.stats == Stats(ignored=1)
+    assert legacy.get("/api/inventory/SKU-0042")[0] == 404
+
+
+async def test_order_events_teach_the_legacy_their_idempotency_key(
+    legacy: Legacy, bus: SqliteLogBus
+) -> None:
+    from extracted.events import order_event as make_order_event
+
+    body = {"customer_id": 1, "items": [{"sku": "SKU-0001", "qty": 2}]}
+    placed = make_order_event(
+        order_json(ORDER_ID),
+        "orders",
+        idempotency={"key": "k-77", "request": body, "response": order_json(ORDER_ID)},
+    )
+    await publish(bus, placed)
+    assert await consume_once(legacy, bus) == Stats(applied=1)
+    # the same key and body at the legacy: the orders service's answer, nothing placed here
+    response = legacy.client.post("/api/orders", json=body, headers={"Idempotency-Key": "k-77"})
+    assert response.status_code == 201
+    assert response.get_json() == order_json(ORDER_ID)
+    other = legacy.client.post(
+        "/api/orders", json={**body, "customer_id": 2}, headers={"Idempotency-Key": "k-77"}
+    )
+    assert other.status_code == 422
+
+
+# --- applied once, no echo, parking --------------------------------------------------------------
 
 
 async def test_replay_is_idempotent(legacy: Legacy, bus: SqliteLogBus) -> None:
     placed = order_event(ORDER_ID)
     stock = inventory_event("SKU-0001", reservations=[(ORDER_ID, 2)])
     await publish(bus, placed, placed, stock)  # the relay may publish an event twice
-    assert await consume_once(legacy, bus) == Stats(applied=2, duplicate=1)
+    assert await consume_once(legacy, bus) == Stats(applied=2, stale=1)
     before = [legacy.get(p)[1] for p in (f"/api/orders/{ORDER_ID}", "/api/inventory/SKU-0001")]
     # replay the whole stream through a fresh group: every event is recognised
-    consumer = Consumer(legacy.db, bus, "replay", "r1")
+    consumer = Consumer(legacy.db, bus, "replay", "r1", "inventory")
     assert await asyncio.wait_for(consumer.run(once=True), 30) == 0
-    assert consumer.stats == Stats(duplicate=3)
+    assert consumer.stats == Stats(stale=3)
     after = [legacy.get(p)[1] for p in (f"/api/orders/{ORDER_ID}", "/api/inventory/SKU-0001")]
     assert after == before
 
@@ -172,30 +210,32 @@ async def test_events_the_legacy_wrote_are_not_echoed(legacy: Legacy, bus: Sqlit
     assert legacy.get("/api/inventory/SKU-0009")[0] == 404
 
 
-async def test_poison_is_logged_acked_and_counted(
+async def test_unparseable_entries_are_parked_unacked_and_counted(
     legacy: Legacy, bus: SqliteLogBus, tmp_path: Path
 ) -> None:
     await bus.read("legacy", "c1", block_ms=0)  # creates the log and the group
     with sqlite3.connect(tmp_path / "events.db") as conn:
         conn.execute("INSERT INTO log (event) VALUES ('{bad json')")
+        newer = order_event(ORDER_ID + 1).to_json().replace(b'"version":2', b'"version":3')
+        conn.execute("INSERT INTO log (event) VALUES (?)", (newer.decode(),))
     good = order_event(ORDER_ID)
     await publish(bus, good)
     stats = await consume_once(legacy, bus)
-    stats.poison += bus.poison_count
-    assert stats == Stats(applied=1, poison=1)
-    assert await bus.pending_count("legacy") == 0
-    assert await consume_once(legacy, bus) == Stats()  # not retried
+    stats.parked += bus.parked_count
+    assert stats == Stats(applied=1, parked=2)
+    assert await bus.pending_count("legacy") == 2  # left for a consumer that understands them
     assert legacy.get(f"/api/orders/{ORDER_ID}")[0] == 200
+    assert legacy.get(f"/api/orders/{ORDER_ID + 1}")[0] == 404  # never half-understood
 
 
-async def test_event_the_database_refuses_is_poison_not_retried(
+async def test_event_the_database_refuses_is_parked_not_applied(
     legacy: Legacy, bus: SqliteLogBus
 ) -> None:
     huge = order_event(2**63)  # valid JSON, but beyond the database's BIGINT
     good = order_event(ORDER_ID)
     await publish(bus, huge, good)
-    assert await consume_once(legacy, bus) == Stats(applied=1, poison=1)
-    assert await bus.pending_count("legacy") == 0
+    assert await consume_once(legacy, bus) == Stats(applied=1, parked=1)
+    assert await bus.pending_count("legacy") == 1
     assert legacy.get(f"/api/orders/{ORDER_ID}")[0] == 200
 
 
@@ -237,9 +277,10 @@ async def test_consumer_dying_mid_batch_is_finished_by_another_exactly_once(
     assert result.returncode == 0, result.stderr
     assert orjson.loads(result.stdout.strip().splitlines()[-1]) == {
         "applied": 3,
-        "duplicate": 3,
+        "stale": 3,
         "echo": 0,
-        "poison": 0,
+        "ignored": 0,
+        "parked": 0,
     }
     assert await bus.pending_count("legacy") == 0
     for event in events:
@@ -271,7 +312,12 @@ async def test_long_running_consumer_on_redis_stops_cleanly(
     legacy: Legacy, redis_url: str, redis_stream: str, tmp_path: Path
 ) -> None:
     bus = RedisStreamBus(redis_url, redis_stream)
-    env = {"REDIS_URL": redis_url, "EVENTS_STREAM": redis_stream, "LEGACY_DATABASE_URL": legacy.url}
+    env = {
+        "REDIS_URL": redis_url,
+        "EVENTS_STREAM": redis_stream,
+        "LEGACY_DATABASE_URL": legacy.url,
+        "STOCK_AUTHORITY": "inventory",
+    }
     consumer = procs.start(_consume_cmd(), log_dir=tmp_path, name="consumer", env=env)
     try:
         event = inventory_event("SKU-0100", on_hand=7, reservations=[(ORDER_ID, 2)])
