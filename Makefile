@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo stack's one writer of record for stock (SPEC §3): the inventory service.
+STOCK_AUTHORITY ?= inventory
+
 ## Seed the demo data and start the whole stack in the foreground (Ctrl-C stops it).
 run: install
 	@mkdir -p var
 	$(BIN)/python -m legacy_monolith seed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	STOCK_AUTHORITY=$(STOCK_AUTHORITY) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
 ## The whole test suite (PostgreSQL/Redis tests skip with a reason unless REQUIRE_SERVICES=1).
 test: install

@@ -62,6 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "LEGACY_URL": f"http://127.0.0.1:{ports['legacy']}",
         "INVENTORY_URL": f"http://127.0.0.1:{ports['inventory']}",
         "REDIS_URL": "",  # the embedded defaults, exactly as `make run` on a fresh machine
+        "STOCK_AUTHORITY": "inventory",  # as `make run` sets it
         "PYTHONPATH": str(procs.ROOT),
     }
     seeded = procs.run_cli(["-m", "legacy_monolith", "seed"], env=env, cwd=work, timeout=300)
