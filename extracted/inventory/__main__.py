@@ -1,4 +1,4 @@
-"""`python -m extracted.inventory [serve|sync] ...`: argparse lives in entrypoints.cli."""
+"""`python -m extracted.inventory [serve|sync|handoff] ...`: argparse lives in entrypoints.cli."""
 
 from extracted.inventory.entrypoints.cli import main
 

@@ -1,4 +1,5 @@
-"""Typed httpx client of the legacy's inventory API (the sync's source; never its database)."""
+"""Typed, synchronous httpx reader of a shop HTTP API (the legacy's, or the orders service's):
+the backfill's and the checks' source. Never anyone's database."""
 
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ from urllib.parse import quote
 
 import httpx
 
-from extracted.inventory.domain.sync import LegacyItem
+from extracted.inventory.domain.model import ItemState
 
 PAGE = 500  # the contract's largest `limit`
 
 
-class LegacyError(Exception):
-    """The legacy answered something the contract does not allow."""
+class UnexpectedAnswer(Exception):
+    """The API answered something the contract does not allow."""
 
 
-class LegacyInventoryClient:
-    """Reads items and reservations from the legacy, paginating with limit/offset."""
+class ApiReader:
+    """Reads items (with their reservations) and orders, paginating with limit/offset."""
 
     def __init__(
         self,
@@ -38,28 +39,43 @@ class LegacyInventoryClient:
         """Close the connection pool."""
         self._client.close()
 
-    def __enter__(self) -> LegacyInventoryClient:
+    def __enter__(self) -> ApiReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def items(self) -> Iterator[LegacyItem]:
-        """Every legacy item, each with all its reservations, in sku order.
+    def item_page(self, offset: int) -> tuple[list[ItemState], int]:
+        """Up to PAGE items by sku from `offset`, each with all its reservations; and the total.
 
         Reservation lists are fetched a few at a time: the copy is bound by round trips.
         """
-        raws = list(self._paginate("/api/inventory"))
+        body = self._get("/api/inventory", offset)
+        raws, total = body["items"], _field(body, "total", int)
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            yield from pool.map(self._with_reservations, raws)
+            return list(pool.map(self._with_reservations, raws)), total
 
-    def _with_reservations(self, raw: Any) -> LegacyItem:
+    def items(self) -> Iterator[ItemState]:
+        """Every item with its reservations, in sku order."""
+        offset = 0
+        while True:
+            states, total = self.item_page(offset)
+            yield from states
+            offset += len(states)
+            if not states or offset >= total:
+                return
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order, as the API renders them, in id order."""
+        return list(self._paginate("/api/orders"))
+
+    def _with_reservations(self, raw: Any) -> ItemState:
         sku = _field(raw, "sku", str)
         path = f"/api/inventory/{quote(sku, safe='')}/reservations"
         reservations = {
             _field(r, "order_id", int): _field(r, "qty", int) for r in self._paginate(path)
         }
-        return LegacyItem(
+        return ItemState(
             sku=sku,
             name=_field(raw, "name", str),
             price_cents=_field(raw, "price_cents", int),
@@ -67,27 +83,31 @@ class LegacyInventoryClient:
             reservations=reservations,
         )
 
+    def _get(self, path: str, offset: int) -> dict[str, Any]:
+        resp = self._client.get(path, params={"limit": PAGE, "offset": offset})
+        if resp.status_code != 200:
+            raise UnexpectedAnswer(f"GET {path} answered {resp.status_code}: {resp.text[:200]}")
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise UnexpectedAnswer(f"GET {path} did not answer JSON: {exc}") from None
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise UnexpectedAnswer(f"GET {path} did not answer a list")
+        return body
+
     def _paginate(self, path: str) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
-            resp = self._client.get(path, params={"limit": PAGE, "offset": offset})
-            if resp.status_code != 200:
-                raise LegacyError(f"GET {path} answered {resp.status_code}: {resp.text[:200]}")
-            try:
-                body = resp.json()
-            except ValueError as exc:
-                raise LegacyError(f"GET {path} did not answer JSON: {exc}") from None
-            page = body.get("items") if isinstance(body, dict) else None
-            if not isinstance(page, list):
-                raise LegacyError(f"GET {path} did not answer a list")
+            body = self._get(path, offset)
+            page = body["items"]
             yield from page
             offset += len(page)
-            if not page or offset >= int(body.get("total", 0)):
+            if not page or offset >= _field(body, "total", int):
                 return
 
 
 def _field(obj: Any, key: str, kind: type) -> Any:
     value = obj.get(key) if isinstance(obj, dict) else None
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise LegacyError(f"legacy record lacks a valid {key!r}: {obj!r}")
+        raise UnexpectedAnswer(f"record lacks a valid {key!r}: {str(obj)[:200]}")
     return value

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from extracted.inventory.adapters.orm import metadata
+from extracted.inventory.adapters.orm import ADDED_COLUMNS, metadata
 
 DEFAULT_DATABASE_URL = "sqlite:///var/inventory.db"
 
@@ -93,6 +93,7 @@ class Database:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x1A7E17})
             metadata.create_all(conn, checkfirst=True)
+            _add_missing_columns(conn)
 
     def ensure_schema(self) -> None:
         """`create_schema` once per process; retried on the next call if the database was down."""
@@ -111,3 +112,23 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Bring a database made by an older release up to date (columns only ever get added)."""
+    inspector = sa.inspect(conn)
+    for table_name, names in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table_name)}
+        table = metadata.tables[table_name]
+        for name in names:
+            if name not in present:
+                column = table.c[name]
+                kind = column.type.compile(dialect=conn.dialect)
+                quoted = conn.dialect.identifier_preparer.quote(name)
+                default = column.server_default.arg if column.server_default else None  # type: ignore[attr-defined]
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {table_name} ADD COLUMN {quoted} {kind} NOT NULL "
+                        f"DEFAULT {default}"
+                    )
+                )

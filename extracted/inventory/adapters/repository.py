@@ -1,32 +1,33 @@
-"""SQLAlchemy Core repository of Item aggregates; saves by diffing against what it loaded."""
+"""SQLAlchemy Core repositories: Item aggregates (saved by diffing against what was loaded), and
+the backfill's progress."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
-from extracted.inventory.adapters.orm import items, released_reservations, reservations
-from extracted.inventory.domain.model import Item, Origin, Reservation
+from extracted.inventory.adapters.orm import items, reservations, sync_state
+from extracted.inventory.domain.backfill import Progress
+from extracted.inventory.domain.model import Item, Reservation
 
 
 @dataclass(frozen=True)
 class _Snapshot:
     fields: tuple[object, ...] | None  # None: the item is new
     reservations: dict[int, tuple[int, str]]
-    released: frozenset[int]
 
 
 def _fields(item: Item) -> tuple[object, ...]:
-    return (item.name, item.price_cents, item.on_hand, item.origin)
+    return (item.name, item.price_cents, item.on_hand, item.origin, item.version, item.floor)
 
 
 def _snapshot(item: Item, new: bool = False) -> _Snapshot:
     return _Snapshot(
         None if new else _fields(item),
         {} if new else {k: (r.qty, r.origin) for k, r in item.reservations.items()},
-        frozenset() if new else frozenset(item.released),
     )
 
 
@@ -39,7 +40,7 @@ class SqlAlchemyItemRepository:
         self.seen: dict[str, tuple[Item, _Snapshot]] = {}
 
     def get(self, sku: str) -> Item | None:
-        """The item with its reservations and tombstones, or None."""
+        """The item with its reservations, or None."""
         if sku in self.seen:
             return self.seen[sku][0]
         query = sa.select(items).where(items.c.sku == sku)
@@ -70,28 +71,31 @@ class SqlAlchemyItemRepository:
 
     def _assemble(self, rows: Sequence[sa.Row]) -> list[Item]:
         by_sku = {
-            r.sku: Item(r.sku, r.name, int(r.price_cents), int(r.on_hand), r.origin, r.updated_at)
+            r.sku: Item(
+                r.sku,
+                r.name,
+                int(r.price_cents),
+                int(r.on_hand),
+                r.origin,
+                r.updated_at,
+                int(r.version),
+                int(r.floor),
+            )
             for r in rows
         }
         if not by_sku:
             return []
         skus = list(by_sku)
-        # One query per child table; `IN` only when the page is small, else read them all.
+        # One query for the reservations; `IN` only when the page is small, else read them all.
         res_q = sa.select(reservations)
-        tomb_q = sa.select(released_reservations)
         if len(skus) <= 500:
             res_q = res_q.where(reservations.c.sku.in_(skus))
-            tomb_q = tomb_q.where(released_reservations.c.sku.in_(skus))
         for r in self.conn.execute(res_q):
             item = by_sku.get(r.sku)
             if item is not None:
                 item.reservations[int(r.order_id)] = Reservation(
                     r.sku, int(r.order_id), int(r.qty), r.origin, r.updated_at
                 )
-        for t in self.conn.execute(tomb_q):
-            item = by_sku.get(t.sku)
-            if item is not None:
-                item.released[int(t.order_id)] = t.released_at
         return list(by_sku.values())
 
     def save_all(self) -> list[Item]:
@@ -110,6 +114,8 @@ class SqlAlchemyItemRepository:
             "on_hand": item.on_hand,
             "origin": str(item.origin),
             "updated_at": item.updated_at,
+            "version": item.version,
+            "floor": item.floor,
         }
         if snap.fields is None:
             self.conn.execute(items.insert().values(sku=item.sku, **values))
@@ -118,7 +124,6 @@ class SqlAlchemyItemRepository:
             self.conn.execute(items.update().where(items.c.sku == item.sku).values(**values))
             dirty = True
         dirty |= self._save_reservations(item, snap)
-        dirty |= self._save_released(item, snap)
         return dirty
 
     def _save_reservations(self, item: Item, snap: _Snapshot) -> bool:
@@ -143,31 +148,6 @@ class SqlAlchemyItemRepository:
             )
         return bool(gone or new_rows or updated)
 
-    def _save_released(self, item: Item, snap: _Snapshot) -> bool:
-        now_ids, old_ids = set(item.released), set(snap.released)
-        gone, added = sorted(old_ids - now_ids), sorted(now_ids - old_ids)
-        if gone:
-            self.conn.execute(
-                released_reservations.delete().where(
-                    released_reservations.c.sku == item.sku,
-                    released_reservations.c.order_id.in_(gone),
-                )
-            )
-        if added:
-            self.conn.execute(
-                released_reservations.insert(),
-                [
-                    {
-                        "sku": item.sku,
-                        "order_id": k,
-                        "released_at": item.released[k],
-                        "origin": str(Origin.INVENTORY),
-                    }
-                    for k in added
-                ],
-            )
-        return bool(gone or added)
-
 
 def _reservation_row(r: Reservation) -> dict[str, object]:
     return {
@@ -177,3 +157,31 @@ def _reservation_row(r: Reservation) -> dict[str, object]:
         "origin": str(r.origin),
         "updated_at": r.updated_at,
     }
+
+
+class SqlAlchemySyncState:
+    """The `sync_state` rows, written in the transaction of the work they record."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def get(self, name: str) -> Progress:
+        """The job's progress (a fresh one when it never ran)."""
+        row = self.conn.execute(sa.select(sync_state).where(sync_state.c.name == name)).first()
+        if row is None:
+            return Progress()
+        return Progress(row.cursor, int(row.position), bool(row.complete))
+
+    def save(self, name: str, progress: Progress, now: datetime) -> None:
+        """Record the job's progress (upsert)."""
+        values = {
+            "cursor": progress.cursor,
+            "position": progress.position,
+            "complete": progress.complete,
+            "updated_at": now,
+        }
+        done = self.conn.execute(
+            sync_state.update().where(sync_state.c.name == name).values(**values)
+        )
+        if done.rowcount == 0:
+            self.conn.execute(sync_state.insert().values(name=name, **values))

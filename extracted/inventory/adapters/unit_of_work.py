@@ -1,4 +1,4 @@
-"""The SQLAlchemy unit of work: one transaction; events go to the outbox in it."""
+"""The SQLAlchemy unit of work: one transaction; the authority's events go to the outbox in it."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Self
 
 import sqlalchemy as sa
 
-from extracted.events import INVENTORY_CHANGED, add_to_outbox, new_event
+from extracted.events import add_to_outbox, inventory_changed
 from extracted.inventory.adapters.database import Database
 from extracted.inventory.adapters.orm import outbox
-from extracted.inventory.adapters.repository import SqlAlchemyItemRepository
+from extracted.inventory.adapters.repository import SqlAlchemyItemRepository, SqlAlchemySyncState
 from extracted.inventory.domain.model import Origin
 from extracted.inventory.service.ports import UnitOfWorkFactory
-from extracted.inventory.service.views import inventory_changed_data
+from extracted.inventory.service.views import item_json, reservation_json
 
 
 class SqlAlchemyUnitOfWork:
@@ -21,8 +21,9 @@ class SqlAlchemyUnitOfWork:
 
     `write=True` locks: `BEGIN IMMEDIATE` on SQLite (one writer at a time, across processes),
     `SELECT ... FOR UPDATE` on the item row on PostgreSQL. On commit, every item that recorded
-    domain events gets one `inventory.changed` outbox row with its full state, in the same
-    transaction as the change; changes without events (sync) publish nothing.
+    domain events (a change made as the stock authority, which bumped its version) gets ONE
+    `inventory.changed` outbox row with its full state at that version, in the same transaction
+    as the change. Changes without events (backfill, the read copy) publish nothing.
     """
 
     def __init__(self, db: Database, write: bool) -> None:
@@ -30,12 +31,14 @@ class SqlAlchemyUnitOfWork:
         self.write = write
         self._conn: sa.Connection | None = None
         self.items: SqlAlchemyItemRepository
+        self.sync_state: SqlAlchemySyncState
 
     def __enter__(self) -> Self:
         engine = self.db.write_engine if self.write else self.db.engine
         self._conn = engine.connect()
         self._conn.begin()
         self.items = SqlAlchemyItemRepository(self._conn, lock=self.write)
+        self.sync_state = SqlAlchemySyncState(self._conn)
         return self
 
     def __exit__(
@@ -58,8 +61,11 @@ class SqlAlchemyUnitOfWork:
         self.items.save_all()
         for item, _snap in self.items.seen.values():
             if item.events:
-                event = new_event(
-                    INVENTORY_CHANGED, inventory_changed_data(item), str(Origin.INVENTORY)
+                event = inventory_changed(
+                    item_json(item),
+                    [reservation_json(r) for r in item.sorted_reservations()],
+                    str(Origin.INVENTORY),
+                    item.version,
                 )
                 add_to_outbox(self._conn, outbox, event)
         self._conn.commit()

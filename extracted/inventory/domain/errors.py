@@ -34,3 +34,11 @@ class InsufficientStock(InventoryError):
         self.sku = sku
         self.requested = requested
         self.available = available
+
+
+class DependencyUnavailable(InventoryError):
+    """The stock authority (the legacy, while it is one) cannot be reached now."""
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(dependency)
+        self.dependency = dependency

@@ -1,7 +1,9 @@
 """The aiohttp HTTP API: SPEC §3's inventory endpoints, /healthz, JSON 404/405.
 
 Handlers only translate HTTP to use-case calls and back; the use cases are synchronous
-(SQLAlchemy), so they run in worker threads via `asyncio.to_thread`, never on the loop.
+(SQLAlchemy), so they run in worker threads via `asyncio.to_thread`, never on the loop. Stock
+writes go through the stock port (`STOCK`): the local adapter as the stock authority, the
+legacy's HTTP API otherwise. Reads always answer from this service's own tables.
 """
 
 from __future__ import annotations
@@ -12,26 +14,32 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import httpx
 import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
 from extracted.events import EventBus, OutboxRelay, bus_from_env
+from extracted.inventory.adapters.breaker import DependencyBreaker
 from extracted.inventory.adapters.database import Database, database_url_from_env
+from extracted.inventory.adapters.legacy_stock import NAME, VERSION_HEADER, LegacyStock, make_client
+from extracted.inventory.adapters.local_stock import LocalStock
 from extracted.inventory.adapters.orm import outbox
 from extracted.inventory.adapters.unit_of_work import uow_factory
+from extracted.inventory.config import legacy_url_from_env
 from extracted.inventory.domain.errors import InventoryError
 from extracted.inventory.entrypoints import errors, parsing
 from extracted.inventory.entrypoints.errors import ApiError
 from extracted.inventory.service import handlers
-from extracted.inventory.service.ports import UnitOfWorkFactory
+from extracted.inventory.service.ports import StockAnswer, StockPort, UnitOfWorkFactory
 from extracted.inventory.service.views import item_json, reservation_json
+from extracted.stock_authority import Authority, stock_authority
 
 log = logging.getLogger("extracted.inventory.api")
 
 DATABASE = web.AppKey("database", Database)
 UOW = web.AppKey[UnitOfWorkFactory]("uow_factory")
-RELAY = web.AppKey("outbox_relay", OutboxRelay)
+STOCK = web.AppKey[StockPort]("stock")
 
 _T = TypeVar("_T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -117,15 +125,23 @@ async def _validated(request: web.Request, parse: Callable[[], _T]) -> _T:
         raise
 
 
+def stock_response(answer: StockAnswer) -> web.Response:
+    """A stock write's answer, with the item's version as `X-Stock-Version` when known."""
+    if answer.body is None:
+        resp = web.Response(status=answer.status)
+    else:
+        resp = web.Response(body=answer.body, status=answer.status, content_type="application/json")
+    if answer.version is not None:
+        resp.headers[VERSION_HEADER] = str(answer.version)
+    return resp
+
+
 async def reserve(request: web.Request) -> web.Response:
     """POST /api/inventory/{sku}/reservations: 201 new, 200 repeat, 409 conflict/stock."""
     sku = request.match_info["sku"]
     raw = await request.read()
     order_id, qty = await _validated(request, lambda: parsing.reservation_body(raw))
-    result = await _call(
-        request, handlers.reserve, handlers.Reserve(sku, order_id, qty), _uow(request)
-    )
-    return json_response(reservation_json(result.reservation), 201 if result.created else 200)
+    return stock_response(await request.app[STOCK].reserve(sku, order_id, qty))
 
 
 async def list_reservations(request: web.Request) -> web.Response:
@@ -143,8 +159,7 @@ async def release(request: web.Request) -> web.Response:
     sku = request.match_info["sku"]
     raw_id = request.match_info["order_id"]
     order_id = await _validated(request, lambda: parsing.path_order_id(raw_id))
-    await _call(request, handlers.release, handlers.Release(sku, order_id), _uow(request))
-    return web.Response(status=204)
+    return stock_response(await request.app[STOCK].release(sku, order_id))
 
 
 async def restock(request: web.Request) -> web.Response:
@@ -152,8 +167,7 @@ async def restock(request: web.Request) -> web.Response:
     sku = request.match_info["sku"]
     raw = await request.read()
     qty = await _validated(request, lambda: parsing.restock_body(raw))
-    item = await _call(request, handlers.restock, handlers.Restock(sku, qty), _uow(request))
-    return json_response(item_json(item))
+    return stock_response(await request.app[STOCK].restock(sku, qty))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -166,16 +180,19 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-def _relay_ctx(bus: EventBus | None) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def relay(app: web.Application) -> AsyncIterator[None]:
+def _resources_ctx(
+    bus: EventBus | None, legacy_client: httpx.AsyncClient | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
         try:
             await asyncio.to_thread(app[DATABASE].ensure_schema)
         except sa.exc.DBAPIError as exc:
             # Serve anyway: /healthz says 503 and requests retry the schema once it is back.
             log.warning("database unavailable at start-up: %s", exc)
         the_bus = bus if bus is not None else bus_from_env()
-        app[RELAY] = OutboxRelay(app[DATABASE].engine, outbox, the_bus)
-        task = asyncio.create_task(app[RELAY].run(), name="inventory-outbox-relay")
+        # Also while the legacy is the authority: rows written before a handoff still go out.
+        relay = OutboxRelay(app[DATABASE].engine, outbox, the_bus)
+        task = asyncio.create_task(relay.run(), name="inventory-outbox-relay")
         try:
             yield
         finally:
@@ -183,26 +200,46 @@ def _relay_ctx(bus: EventBus | None) -> Callable[[web.Application], AsyncIterato
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await the_bus.close()
+            if legacy_client is not None:
+                await legacy_client.aclose()
             app[DATABASE].dispose()
 
-    return relay
+    return resources
 
 
 def create_app(
     database: Database | None = None,
     *,
     bus: EventBus | None = None,
+    authority: Authority | None = None,
+    legacy_url: str | None = None,
+    legacy_timeout: float = 3.0,
+    legacy_transport: httpx.AsyncBaseTransport | None = None,
 ) -> web.Application:
     """The inventory web application (the one wiring place).
 
-    `database` defaults to `INVENTORY_DATABASE_URL`; `bus` to `bus_from_env()`. Tables are
-    created at start-up and the outbox relay runs for the app's lifetime (cleanup_ctx).
+    `database` defaults to `INVENTORY_DATABASE_URL`; `bus` to `bus_from_env()`; `authority` to
+    `STOCK_AUTHORITY`. As the authority, stock writes go to our own tables (`LocalStock`);
+    otherwise to the legacy at `legacy_url` (default `LEGACY_URL`) through `LegacyStock`.
+    Tables are created at start-up and the outbox relay runs for the app's lifetime.
     """
     app = web.Application(middlewares=[error_middleware])
     db = database if database is not None else Database(database_url_from_env())
     app[DATABASE] = db
     app[UOW] = uow_factory(db)
-    app.cleanup_ctx.append(_relay_ctx(bus))
+    legacy_client: httpx.AsyncClient | None = None
+    if (authority or stock_authority()) == "inventory":
+        app[STOCK] = LocalStock(app[UOW], db.ensure_schema)
+    else:
+        legacy_client = make_client(
+            legacy_url or legacy_url_from_env(),
+            timeout=legacy_timeout,
+            connect_timeout=min(1.0, legacy_timeout),
+            transport=legacy_transport,
+        )
+        breaker = DependencyBreaker(NAME)
+        app[STOCK] = LegacyStock(legacy_client, breaker, app[UOW], db.ensure_schema)
+    app.cleanup_ctx.append(_resources_ctx(bus, legacy_client))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/inventory", list_items)
     app.router.add_get("/api/inventory/{sku}", get_item)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from extracted.inventory.domain.errors import (
+    DependencyUnavailable,
     InsufficientStock,
     InventoryError,
     ItemNotFound,
@@ -89,11 +90,18 @@ def body_too_large() -> ApiError:
 
 def database_unavailable() -> ApiError:
     """503 when the database does not answer."""
-    return ApiError(503, "dependency_unavailable", DATABASE_UNAVAILABLE)
+    return dependency_unavailable("database")
+
+
+def dependency_unavailable(name: str) -> ApiError:
+    """503 when a dependency (the legacy, while it is the stock authority) does not answer."""
+    return ApiError(503, "dependency_unavailable", f"{name} unavailable")
 
 
 def from_domain(exc: InventoryError) -> ApiError:
     """The one mapping of domain errors to HTTP answers."""
+    if isinstance(exc, DependencyUnavailable):
+        return dependency_unavailable(exc.dependency)
     if isinstance(exc, ItemNotFound):
         return item_not_found(exc.sku)
     if isinstance(exc, ReservationConflict):

@@ -1,4 +1,5 @@
-"""Use cases: reserve, release, restock, and the reads; each runs in one unit of work."""
+"""Use cases of the stock authority (reserve, release, restock) and the reads; each runs in one
+unit of work and reports the item's version after it."""
 
 from __future__ import annotations
 
@@ -45,10 +46,20 @@ class Restock:
 
 @dataclass(frozen=True)
 class ReserveResult:
-    """The reservation and whether this call created it (201) or repeated it (200)."""
+    """The reservation, whether this call created it (201) or repeated it (200), and the item's
+    version after the call."""
 
     reservation: Reservation
     created: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """Whether a reservation was released, and the item's version after the call."""
+
+    released: bool
+    version: int
 
 
 def reserve(cmd: Reserve, uow_factory: UnitOfWorkFactory, clock: Clock = utc_now) -> ReserveResult:
@@ -58,21 +69,21 @@ def reserve(cmd: Reserve, uow_factory: UnitOfWorkFactory, clock: Clock = utc_now
         reservation, created = item.reserve(cmd.order_id, cmd.qty, clock())
         if created:
             uow.commit()
-        return ReserveResult(reservation, created)
+        return ReserveResult(reservation, created, item.version)
 
 
-def release(cmd: Release, uow_factory: UnitOfWorkFactory, clock: Clock = utc_now) -> bool:
-    """Release a reservation (True when one existed); raises ItemNotFound."""
+def release(cmd: Release, uow_factory: UnitOfWorkFactory, clock: Clock = utc_now) -> ReleaseResult:
+    """Release a reservation (released=False when none existed); raises ItemNotFound."""
     with uow_factory(True) as uow:
         item = _existing(uow.items.get(cmd.sku), cmd.sku)
         released = item.release(cmd.order_id, clock())
         if released:
             uow.commit()
-        return released
+        return ReleaseResult(released, item.version)
 
 
 def restock(cmd: Restock, uow_factory: UnitOfWorkFactory, clock: Clock = utc_now) -> Item:
-    """Add stock and return the item; raises ItemNotFound."""
+    """Add stock and return the item (at its new version); raises ItemNotFound."""
     with uow_factory(True) as uow:
         item = _existing(uow.items.get(cmd.sku), cmd.sku)
         item.restock(cmd.qty, clock())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
-from extracted.inventory.domain.model import Item
-from extracted.inventory.domain.sync import LegacyItem
+from extracted.inventory.domain.backfill import Progress
+from extracted.inventory.domain.model import Item, ItemState
 
 
 class ItemRepository(Protocol):
@@ -26,7 +28,19 @@ class ItemRepository(Protocol):
         ...
 
     def all(self) -> list[Item]:
-        """Every item (for the drift check)."""
+        """Every item (for the checks)."""
+        ...
+
+
+class SyncStateRepository(Protocol):
+    """Progress of resumable jobs, saved in the transaction of the work it records."""
+
+    def get(self, name: str) -> Progress:
+        """The job's progress (a fresh one when it never ran)."""
+        ...
+
+    def save(self, name: str, progress: Progress, now: datetime) -> None:
+        """Record the job's progress."""
         ...
 
 
@@ -36,6 +50,11 @@ class UnitOfWork(Protocol):
     @property
     def items(self) -> ItemRepository:
         """The items of this transaction."""
+        ...
+
+    @property
+    def sync_state(self) -> SyncStateRepository:
+        """The jobs' progress in this transaction."""
         ...
 
     def __enter__(self) -> Self: ...
@@ -56,13 +75,51 @@ class UnitOfWork(Protocol):
         ...
 
 
-# A factory: write=True opens a transaction that locks what it reads (reserve, restock, sync).
+# A factory: write=True opens a transaction that locks what it reads (writes, backfill, copy).
 UnitOfWorkFactory = Callable[[bool], UnitOfWork]
 
 
 class LegacyInventory(Protocol):
-    """The legacy's copy of the inventory, read through its HTTP API."""
+    """The legacy's copy of the inventory, read through its HTTP API (never its database)."""
 
-    def items(self) -> Iterable[LegacyItem]:
+    def item_page(self, offset: int) -> tuple[list[ItemState], int]:
+        """One page of items by sku from `offset` (each with all its reservations), and the
+        legacy's total number of items."""
+        ...
+
+    def items(self) -> Iterable[ItemState]:
         """Every legacy item with its reservations."""
+        ...
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order the legacy holds, as its API renders them."""
+        ...
+
+
+@dataclass(frozen=True)
+class StockAnswer:
+    """The answer of a stock write: HTTP status, JSON body (None: no body), the item's version.
+
+    The version goes out as `X-Stock-Version`; None when the authority did not send one.
+    """
+
+    status: int
+    body: bytes | None
+    version: int | None
+
+
+class StockPort(Protocol):
+    """The stock writes of the contract, made where the stock authority is (branch by
+    abstraction: our own tables, or the legacy's HTTP API while it is the authority)."""
+
+    async def reserve(self, sku: str, order_id: int, qty: int) -> StockAnswer:
+        """POST /api/inventory/{sku}/reservations."""
+        ...
+
+    async def release(self, sku: str, order_id: int) -> StockAnswer:
+        """DELETE /api/inventory/{sku}/reservations/{order_id}."""
+        ...
+
+    async def restock(self, sku: str, qty: int) -> StockAnswer:
+        """POST /api/inventory/{sku}/restock."""
         ...

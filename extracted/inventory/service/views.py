@@ -1,10 +1,10 @@
-"""The contract's JSON shapes (SPEC §3 key order) built from domain objects."""
+"""The contract's JSON shapes (SPEC §3 key order) built from domain objects, and back."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from extracted.inventory.domain.model import Item, Reservation
+from extracted.inventory.domain.model import Item, ItemState, Reservation
 
 
 def item_json(item: Item) -> dict[str, Any]:
@@ -25,9 +25,13 @@ def reservation_json(reservation: Reservation) -> dict[str, Any]:
     return {"sku": reservation.sku, "order_id": reservation.order_id, "qty": reservation.qty}
 
 
-def inventory_changed_data(item: Item) -> dict[str, Any]:
-    """The `inventory.changed` payload: the item and all its reservations by order_id."""
-    return {
-        "item": item_json(item),
-        "reservations": [reservation_json(r) for r in item.sorted_reservations()],
-    }
+def state_of_changed(data: dict[str, Any]) -> ItemState:
+    """The item state an `inventory.changed` payload carries (already validated by the schema)."""
+    item = data["item"]
+    return ItemState(
+        sku=item["sku"],
+        name=item["name"],
+        price_cents=item["price_cents"],
+        on_hand=item["on_hand"],
+        reservations={int(r["order_id"]): int(r["qty"]) for r in data["reservations"]},
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from extracted.inventory.domain.model import DomainEvent, Item
-from extracted.inventory.domain.sync import LegacyItem
+from extracted.inventory.domain.backfill import Progress
+from extracted.inventory.domain.model import DomainEvent, Item, ItemState
 
 
 class FakeItemRepository:
@@ -36,19 +37,37 @@ class FakeItemRepository:
         return [copy.deepcopy(self.store[s]) for s in sorted(self.store)]
 
 
-class FakeUnitOfWork:
-    """Commits copy the seen items back and collect their events as the 'outbox'."""
+class FakeSyncState:
+    """Progress rows in a dict, written at commit."""
 
-    def __init__(self, store: dict[str, Item], outbox: list[DomainEvent], write: bool) -> None:
-        self.store = store
-        self.outbox = outbox
+    def __init__(self, rows: dict[str, Progress]) -> None:
+        self.rows = rows
+        self.pending: dict[str, Progress] = {}
+
+    def get(self, name: str) -> Progress:
+        return self.pending.get(name) or self.rows.get(name) or Progress()
+
+    def save(self, name: str, progress: Progress, now: datetime) -> None:
+        self.pending[name] = progress
+
+
+class FakeUnitOfWork:
+    """Commits copy the seen items back; each changed item's (version, events) is the 'outbox'."""
+
+    def __init__(self, db: FakeDatabase, write: bool) -> None:
+        self.db = db
         self.write = write
-        self._items = FakeItemRepository(store)
+        self._items = FakeItemRepository(db.store)
+        self._sync_state = FakeSyncState(db.progress)
         self.committed = False
 
     @property
     def items(self) -> FakeItemRepository:
         return self._items
+
+    @property
+    def sync_state(self) -> FakeSyncState:
+        return self._sync_state
 
     def __enter__(self) -> Self:
         return self
@@ -64,9 +83,13 @@ class FakeUnitOfWork:
     def commit(self) -> None:
         assert self.write, "a read-only unit of work must not commit"
         for sku, item in self._items.seen.items():
-            self.outbox.extend(item.events)
+            if item.events:
+                self.db.outbox.extend(item.events)
+                self.db.versions.append((sku, item.version))
             item.events.clear()
-            self.store[sku] = copy.deepcopy(item)
+            self.db.store[sku] = copy.deepcopy(item)
+        self.db.progress.update(self._sync_state.pending)
+        self.db.commits += 1
         self.committed = True
 
     def rollback(self) -> None:
@@ -78,25 +101,34 @@ class FakeDatabase:
 
     def __init__(self, *items: Item) -> None:
         self.store: dict[str, Item] = {i.sku: i for i in items}
+        self.progress: dict[str, Progress] = {}
         self.outbox: list[DomainEvent] = []
+        self.versions: list[tuple[str, int]] = []  # (sku, version) of each outbox row
         self.commits = 0
 
     def __call__(self, write: bool) -> FakeUnitOfWork:
-        db = self
-
-        class Counting(FakeUnitOfWork):
-            def commit(self) -> None:
-                super().commit()
-                db.commits += 1
-
-        return Counting(self.store, self.outbox, write)
+        return FakeUnitOfWork(self, write)
 
 
 class FakeLegacy:
-    """A legacy copy in memory."""
+    """A legacy copy in memory; `fail_after` pages, it raises ConnectionError (an outage)."""
 
-    def __init__(self, *items: LegacyItem) -> None:
+    def __init__(self, *items: ItemState, page_size: int = 2) -> None:
         self.by_sku = {i.sku: i for i in items}
+        self.page_size = page_size
+        self.orders_list: list[dict[str, Any]] = []
+        self.pages_read: list[int] = []
+        self.fail_after: int | None = None
 
-    def items(self) -> Iterable[LegacyItem]:
-        return list(self.by_sku.values())
+    def item_page(self, offset: int) -> tuple[list[ItemState], int]:
+        if self.fail_after is not None and len(self.pages_read) >= self.fail_after:
+            raise ConnectionError("legacy down")
+        self.pages_read.append(offset)
+        skus = sorted(self.by_sku)
+        return [self.by_sku[s] for s in skus[offset : offset + self.page_size]], len(skus)
+
+    def items(self) -> Iterable[ItemState]:
+        return [self.by_sku[s] for s in sorted(self.by_sku)]
+
+    def orders(self) -> list[dict[str, Any]]:
+        return list(self.orders_list)

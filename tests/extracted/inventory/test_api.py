@@ -1,4 +1,5 @@
-"""The aiohttp API through aiohttp's test server: contract shapes, errors, events relayed."""
+"""The aiohttp API as the stock authority, through aiohttp's test server: contract shapes,
+errors, `X-Stock-Version`, events relayed."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def seeded_db(tmp_path: Path) -> Database:
 
 
 async def start(db: Database, bus: EventBus) -> TestClient:
-    client = TestClient(TestServer(create_app(db, bus=bus)))
+    client = TestClient(TestServer(create_app(db, bus=bus, authority="inventory")))
     await client.start_server()
     return client
 
@@ -107,6 +108,24 @@ async def test_reservation_lifecycle(api: TestClient) -> None:
         "reserved": 1,
         "available": 14,
     }
+
+
+async def test_every_write_answer_carries_the_items_version(api: TestClient) -> None:
+    path = "/api/inventory/SKU-0001/reservations"
+
+    async def version(method: str, url: str, status: int, body: object = None) -> str | None:
+        r = await api.request(method, url, json=body)
+        assert r.status == status, await r.read()
+        return r.headers.get("X-Stock-Version")
+
+    assert await version("POST", path, 201, {"order_id": 7, "qty": 3}) == "1"
+    assert await version("POST", path, 200, {"order_id": 7, "qty": 3}) == "1"
+    assert await version("POST", path, 409, {"order_id": 7, "qty": 4}) is None
+    assert await version("DELETE", f"{path}/7", 204) == "2"
+    assert await version("DELETE", f"{path}/7", 204) == "2"  # nothing released: current version
+    assert await version("POST", "/api/inventory/SKU-0001/restock", 200, {"qty": 1}) == "3"
+    assert await version("POST", "/api/inventory/SKU-0002/restock", 200, {"qty": 1}) == "1"
+    assert await version("GET", "/api/inventory/SKU-0001", 200) is None
 
 
 @pytest.mark.parametrize(

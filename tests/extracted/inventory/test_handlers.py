@@ -10,16 +10,18 @@ from extracted.inventory.domain import (
     InsufficientStock,
     Item,
     ItemNotFound,
+    ItemState,
     ReservationConflict,
     ReservationMade,
     ReservationReleased,
     Restocked,
 )
-from extracted.inventory.domain.sync import LegacyItem
+from extracted.inventory.domain.backfill import Progress
 from extracted.inventory.service import handlers
+from extracted.inventory.service.backfill import backfill
+from extracted.inventory.service.check import check_round, handoff_problems
 from extracted.inventory.service.handlers import Release, Reserve, Restock
-from extracted.inventory.service.sync import check_drift, sync_once
-from extracted.inventory.service.views import inventory_changed_data, item_json
+from extracted.inventory.service.views import item_json
 from tests.extracted.inventory.fakes import FakeDatabase, FakeLegacy
 
 NOW = datetime(2026, 1, 1, 12, 0, 0)
@@ -38,6 +40,7 @@ def test_reserve_commits_once_and_a_repeat_commits_nothing() -> None:
     first = handlers.reserve(Reserve("SKU-0001", 1, 3), fake, clock)
     again = handlers.reserve(Reserve("SKU-0001", 1, 3), fake, clock)
     assert first.created and not again.created
+    assert (first.version, again.version) == (1, 1)
     assert fake.commits == 1
     assert fake.outbox == [ReservationMade("SKU-0001", 1, 3)]
     assert fake.store["SKU-0001"].reserved == 3
@@ -53,16 +56,19 @@ def test_failed_reservations_change_nothing() -> None:
     with pytest.raises(ItemNotFound):
         handlers.reserve(Reserve("SKU-9999", 2, 1), fake, clock)
     assert fake.commits == 1 and fake.store["SKU-0001"].reserved == 2
+    assert fake.store["SKU-0001"].version == 1
 
 
-def test_release_and_restock_record_their_events() -> None:
+def test_release_and_restock_record_their_events_each_at_the_next_version() -> None:
     fake = db()
     handlers.reserve(Reserve("SKU-0001", 1, 3), fake, clock)
-    assert handlers.release(Release("SKU-0001", 1), fake, clock) is True
-    assert handlers.release(Release("SKU-0001", 1), fake, clock) is False
+    assert handlers.release(Release("SKU-0001", 1), fake, clock) == handlers.ReleaseResult(True, 2)
+    # Nothing to release: still a success, at the current version, and no change.
+    assert handlers.release(Release("SKU-0001", 1), fake, clock) == handlers.ReleaseResult(False, 2)
     item = handlers.restock(Restock("SKU-0001", 4), fake, clock)
-    assert item.on_hand == 14 and fake.store["SKU-0001"].on_hand == 14
+    assert (item.on_hand, item.version) == (14, 3)
     assert fake.outbox[1:] == [ReservationReleased("SKU-0001", 1, 3), Restocked("SKU-0001", 4)]
+    assert fake.versions == [("SKU-0001", 1), ("SKU-0001", 2), ("SKU-0001", 3)]
     assert fake.commits == 3
 
 
@@ -82,7 +88,6 @@ def test_reads_page_items_and_reservations() -> None:
 def test_views_follow_the_contract_key_order() -> None:
     item = Item("SKU-0001", "Widget", 250, 10)
     item.reserve(2, 1, NOW)
-    item.reserve(1, 3, NOW)
     assert list(item_json(item)) == [
         "sku",
         "name",
@@ -91,31 +96,82 @@ def test_views_follow_the_contract_key_order() -> None:
         "reserved",
         "available",
     ]
-    data = inventory_changed_data(item)
-    assert data["item"]["available"] == 6
-    assert data["reservations"] == [
-        {"sku": "SKU-0001", "order_id": 1, "qty": 3},
-        {"sku": "SKU-0001", "order_id": 2, "qty": 1},
-    ]
 
 
-def test_sync_copies_then_changes_nothing_and_publishes_nothing() -> None:
-    fake = FakeDatabase()
-    legacy = FakeLegacy(
-        LegacyItem("SKU-0001", "A", 100, 10, {1: 2}),
-        LegacyItem("SKU-0002", "B", 200, 20, {}),
+# --- backfill ---------------------------------------------------------------------------------
+
+
+def legacy_of(count: int) -> FakeLegacy:
+    return FakeLegacy(
+        *(ItemState(f"SKU-{n:04d}", f"n{n}", 100 + n, 10, {n: 1}) for n in range(1, count + 1)),
+        page_size=2,
     )
-    first = sync_once(legacy, fake, clock)
-    assert (first.items_created, first.reservations_created) == (2, 1)
-    second = sync_once(legacy, fake, clock)
-    assert second.changed == 0 and second.items_unchanged == 2
-    assert fake.outbox == []
-    assert check_drift(legacy, fake) == []
 
 
-def test_check_reports_what_differs() -> None:
-    fake = FakeDatabase()
-    legacy = FakeLegacy(LegacyItem("SKU-0001", "A", 100, 10, {1: 2}))
-    sync_once(legacy, fake, clock)
-    handlers.restock(Restock("SKU-0001", 1), fake, clock)
-    assert [d.field for d in check_drift(legacy, fake)] == ["on_hand"]
+def test_backfill_creates_missing_items_with_reservations_then_is_complete() -> None:
+    fake, legacy = FakeDatabase(), legacy_of(5)
+    result = backfill(legacy, fake, clock)
+    assert (result.counts.items_created, result.counts.reservations_created) == (5, 5)
+    assert result.progress == Progress("SKU-0005", 5, True)
+    assert fake.store["SKU-0003"].state() == legacy.by_sku["SKU-0003"]
+    assert fake.store["SKU-0003"].version == 0
+    assert fake.outbox == []  # applied, never published
+    again = backfill(legacy, fake, clock)
+    assert again.already_complete and legacy.pages_read == [0, 2, 4]
+
+
+def test_backfill_resumes_after_an_outage_at_the_first_page_not_written() -> None:
+    fake, legacy = FakeDatabase(), legacy_of(7)
+    legacy.fail_after = 2
+    with pytest.raises(ConnectionError):
+        backfill(legacy, fake, clock)
+    assert sorted(fake.store) == ["SKU-0001", "SKU-0002", "SKU-0003", "SKU-0004"]
+    assert fake.progress["backfill"] == Progress("SKU-0004", 4, False)
+    legacy.fail_after = None
+    result = backfill(legacy, fake, clock)
+    assert legacy.pages_read == [0, 2, 4, 6]  # no page read twice
+    assert result.counts.items_created == 3 and result.progress.complete
+    assert len(fake.store) == 7
+
+
+def test_backfill_never_overwrites_an_item_it_holds() -> None:
+    ours = Item("SKU-0002", "n2", 102, 99)
+    ours.reserve(77, 1, NOW)
+    fake, legacy = FakeDatabase(ours), legacy_of(3)
+    result = backfill(legacy, fake, clock)
+    assert (result.counts.items_created, result.counts.items_existing) == (2, 1)
+    assert fake.store["SKU-0002"].state() == ItemState("SKU-0002", "n2", 102, 99, {77: 1})
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def order(order_id: int, status: str, sku: str, qty: int) -> dict[str, object]:
+    return {"id": order_id, "status": status, "items": [{"sku": sku, "qty": qty}]}
+
+
+def test_check_round_uses_both_sides_orders_merged_for_our_copy() -> None:
+    fake, legacy = FakeDatabase(), legacy_of(2)
+    backfill(legacy, fake, clock)
+    legacy.orders_list = [order(1, "placed", "SKU-0001", 1), order(2, "placed", "SKU-0002", 1)]
+    assert check_round(legacy, fake, lambda: None) == []
+    # The orders service already cancelled order 2: our copy still holds it, the legacy too.
+    lines = check_round(legacy, fake, lambda: [order(2, "cancelled", "SKU-0002", 1)])
+    assert lines == ["inventory: SKU-0002 order 2: no placed order, reservation of 1"]
+
+
+def test_handoff_problems_name_everything_in_flight() -> None:
+    fake, legacy = FakeDatabase(), legacy_of(2)
+    backfill(legacy, fake, clock)
+    assert handoff_problems("inventory", legacy, fake, 0, {"legacy": 0, "inventory": 0}) == []
+    fake.store["SKU-0001"].floor = 3  # a mirrored write whose event was not applied yet
+    fake.store["SKU-0002"].on_hand = 9
+    problems = handoff_problems("inventory", legacy, fake, 2, {"legacy": 1, "inventory": 0})
+    assert problems == [
+        "item SKU-0002 on_hand: legacy=10 inventory=9",
+        "inventory outbox: 2 event(s) not published yet",
+        "event bus group 'legacy': 1 event(s) delivered, not acked",
+        "item SKU-0001: a forwarded write at version 3 awaits its event (copy at version 0)",
+    ]
+    # Towards legacy the floor does not matter (this service is the authority then).
+    assert len(handoff_problems("legacy", legacy, fake, 0, {})) == 1
