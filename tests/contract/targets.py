@@ -176,6 +176,9 @@ def _extracted_target(name: str, workdir: Path, db_urls: Mapping[str, str]) -> I
             # Events go to a private SQLite log, never to a shared Redis stream.
             "REDIS_URL": "",
             "EVENTS_DB": str(workdir / "var" / "events.db"),
+            # The inventory service is the stock authority, as in the demo stack (`make run`):
+            # the suite holds its own writes to the contract, not a forward to the legacy's.
+            "STOCK_AUTHORITY": "inventory",
         }
         inv_env = {**common, "INVENTORY_DATABASE_URL": db_urls["inventory"]}
         with _service(workdir, "inventory", inv_env) as inv_url:
