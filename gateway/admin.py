@@ -93,6 +93,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 def _route_json(route: Any) -> dict[str, Any]:
     shadow = route.shadow
+    idempotency = route.idempotency
     return {
         "name": route.name,
         "path": route.path,
@@ -101,6 +102,7 @@ def _route_json(route: Any) -> dict[str, Any]:
         "fallback": route.fallback,
         "split": {u: w for u, w in route.split} if route.split else None,
         "shadow": shadow.model_dump(mode="json") if shadow is not None else None,
+        "idempotency": idempotency.model_dump(mode="json") if idempotency is not None else None,
     }
 
 

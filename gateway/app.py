@@ -1,5 +1,5 @@
-"""The ONE wiring place: builds pools, breakers, the serving snapshot, the reloader, the proxy handler and
-the admin application from the serve options (STYLE.md principle 1)."""
+"""The ONE wiring place: builds pools, breakers, the serving snapshot, the reloader, the proxy handler,
+the idempotency store and the admin application from the serve options (STYLE.md principle 1)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from gateway.accesslog import AccessLog
 from gateway.admin import AdminState, build_admin_app, is_loopback
 from gateway.breaker_sync import BreakerSync
 from gateway.breakers import BreakerRegistry
-from gateway.config import load_config
+from gateway.config import ConfigError, ConfigIssue, load_config
+from gateway.idempotency import IdempotencyStore, open_store, settle_pending, store_url
 from gateway.listener import ProxyServer
 from gateway.proxy import Proxy, SnapshotRef
 from gateway.reload import Reloader
@@ -34,6 +35,10 @@ class Settings:
     admin_token: str | None = field(default_factory=lambda: os.environ.get("GATEWAY_ADMIN_TOKEN"))
     log_format: str = "json"
     redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL") or None)
+    # Where idempotency records live; None: chosen by gateway.idempotency.store_url.
+    idempotency_store: str | None = field(
+        default_factory=lambda: os.environ.get("IDEMPOTENCY_STORE") or None
+    )
     access_log: bool = True
     watch_interval: float = 0.5
     max_line_size: int = 8192  # request line (414 past it); must differ from max_field_size
@@ -57,6 +62,7 @@ class Gateway:
     server: web.Server
     admin_app: web.Application
     access_log: AccessLog | None
+    idempotency: IdempotencyStore
     breaker_sync: BreakerSync | None = None
     _watch: asyncio.Task[None] | None = None
     _shadow: contextlib.AbstractAsyncContextManager[ShadowMirror] | None = None
@@ -68,6 +74,9 @@ class Gateway:
         )
         if self.breaker_sync is not None:
             await self.breaker_sync.start()
+        # Opens no connection and no file yet: that happens on the first keyed request.
+        await self.idempotency.start()
+        self.proxy.idempotency = self.idempotency
         # The shadow store is opened once at start-up; a changed shadow_store needs a restart.
         self._shadow = open_mirror(self.ref.current.config.shadow_store)
         self.proxy.mirror = await self._shadow.__aenter__()
@@ -78,6 +87,10 @@ class Gateway:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
         await self.reloader.close()
+        # Answers already on their way to the store are stored before it closes.
+        self.proxy.idempotency = None
+        await settle_pending()
+        await self.idempotency.close()
         if self._shadow is not None:
             # Drains queued copies (bounded), flushes the statistics, closes the store.
             self.proxy.mirror = None
@@ -115,6 +128,28 @@ def build_gateway(settings: Settings) -> Gateway:
         settings.admin_token,  # a token, once set, is enforced on loopback too
     )
     sync = BreakerSync(settings.redis_url, breakers) if settings.redis_url else None
+    # Chosen once at start-up, like the shadow store: a changed shadow_store needs a restart.
+    idempotency_url = store_url(
+        config.shadow_store,
+        explicit=settings.idempotency_store,
+        redis_url=settings.redis_url,
+        base_dir=config.base_dir,
+    )
+    try:
+        idempotency = open_store(idempotency_url)
+    except ValueError as exc:
+        raise ConfigError([ConfigIssue(0, "", f"IDEMPOTENCY_STORE: {exc}")], "<env>") from exc
+    log.info("idempotency store: %r", idempotency)
     return Gateway(
-        settings, ref, pools, breakers, reloader, proxy, server, admin_app, access_log, sync
+        settings,
+        ref,
+        pools,
+        breakers,
+        reloader,
+        proxy,
+        server,
+        admin_app,
+        access_log,
+        idempotency,
+        sync,
     )

@@ -198,6 +198,9 @@ def _targets(route: CompiledRoute) -> str:
         target += f" fallback {route.fallback}"
     if route.shadow:
         target += f" shadow {route.shadow.upstream} {route.shadow.sample:.0%}"
+    if route.idempotency:
+        idem = route.idempotency
+        target += f" idempotency {idem.header} {','.join(idem.methods)} ttl {idem.ttl:g}s"
     return target
 
 
@@ -226,6 +229,11 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"  fallback: {route.fallback}")
     if route.shadow:
         print(f"  shadow: {route.shadow.upstream} (sample {route.shadow.sample:g})")
+    if route.idempotency:
+        idem = route.idempotency
+        print(
+            f"  idempotency: {idem.header} on {', '.join(idem.methods)}, answers kept {idem.ttl:g}s"
+        )
     print(f"  upstream path: {result['upstream_path']}")
     if result["params"]:
         print("  params: " + ", ".join(f"{k}={v}" for k, v in result["params"].items()))

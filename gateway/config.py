@@ -39,6 +39,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "Defaults",
+    "Idempotency",
     "Retries",
     "Route",
     "Shadow",
@@ -183,6 +184,31 @@ class Shadow(_Model):
         return frozenset(self.methods) if self.methods is not None else frozenset({"GET", "HEAD"})
 
 
+class Idempotency(_Model):
+    """Answer repeats of a keyed request from the gateway's store instead of the upstream (SPEC §4.12)."""
+
+    header: str = "Idempotency-Key"
+    ttl: Duration = 24 * 3600.0
+    methods: Annotated[list[str], BeforeValidator(_methods)] = ["POST"]
+
+    @field_validator("header")
+    @classmethod
+    def _check_header(cls, header: str) -> str:
+        if not TOKEN.match(header):
+            raise ValueError(f"header must be a header name, got {header!r}")
+        return header
+
+    @field_validator("methods")
+    @classmethod
+    def _check_methods(cls, methods: list[str]) -> list[str]:
+        if not methods:
+            raise ValueError("methods: [] guards no request (leave the idempotency block out)")
+        _check_method_list(methods)
+        if "CONNECT" in methods:
+            raise ValueError("CONNECT opens a tunnel; its answer cannot be stored and replayed")
+        return methods
+
+
 class AuthConfig(_Model):
     """JWT verification at the edge: HS256 with a secret from the environment, or RS256."""
 
@@ -217,6 +243,7 @@ class Route(_Model):
     breaker: Breaker | None = None
     retries: Retries = Retries()
     shadow: Shadow | None = None
+    idempotency: Idempotency | None = None
     auth: Literal["required", "optional", "none"] = "none"
     scopes: list[str] = []
 
@@ -690,6 +717,16 @@ def _cross_check(
             need((*at, "shadow", "upstream"), route.shadow.upstream)
             if route.shadow.upstream == route.upstream:
                 problems.append(((*at, "shadow", "upstream"), "shadow is the route's own upstream"))
+        if route.idempotency is not None and route.methods is not None:
+            unserved = [m for m in route.idempotency.methods if m not in route.methods]
+            if unserved:
+                problems.append(
+                    (
+                        (*at, "idempotency", "methods"),
+                        f"the route does not serve {', '.join(unserved)} "
+                        f"(its methods: {', '.join(route.methods)})",
+                    )
+                )
         if route.auth != "none" and not refs.has_auth:
             problems.append(((*at, "auth"), f"auth: {route.auth} needs a top-level 'auth:' block"))
         if route.scopes and route.auth == "none":

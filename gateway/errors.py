@@ -50,3 +50,40 @@ class UpstreamTimeout(GatewayError):
 
     status = 504
     code = "gateway_timeout"
+
+
+class PayloadTooLarge(GatewayError):
+    """A request body the gateway must buffer (an idempotency-keyed request) is over its limit: 413."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class IdempotencyRefused(GatewayError):
+    """A keyed request the idempotency stage will not forward; `outcome` is its metrics label."""
+
+    outcome = "refused"
+
+
+class IdempotencyKeyInProgress(IdempotencyRefused):
+    """The same key's first request has not been answered yet: 409 (retry later)."""
+
+    status = 409
+    code = "idempotency_key_in_progress"
+    outcome = "in_progress"
+
+
+class IdempotencyKeyReused(IdempotencyRefused):
+    """The key was used for a request with another method, path or body: 422."""
+
+    status = 422
+    code = "idempotency_key_reused"
+    outcome = "reused"
+
+
+class IdempotencyStoreUnavailable(IdempotencyRefused):
+    """The idempotency store cannot be reached: 503, never a possibly duplicate forward."""
+
+    status = 503
+    code = "idempotency_store_unavailable"
+    outcome = "store_error"

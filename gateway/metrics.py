@@ -26,6 +26,7 @@ __all__ = [
     "BREAKER_TRANSITIONS",
     "CONFIG_RELOADS",
     "FALLBACKS",
+    "IDEMPOTENCY",
     "INFLIGHT",
     "INFLIGHT_NOW",
     "REQUESTS",
@@ -94,6 +95,13 @@ SHADOW_QUEUE_DEPTH = Gauge(
     "Mirrored requests waiting in the shadow queue.",
     registry=REGISTRY,
     multiprocess_mode="livesum",
+)
+IDEMPOTENCY = Counter(
+    "gateway_idempotency_total",
+    "Requests carrying an idempotency key on a route with `idempotency`, by outcome: stored, "
+    "replayed, in_progress, reused, not_stored, store_error.",
+    ["route", "outcome"],
+    registry=REGISTRY,
 )
 CONFIG_RELOADS = Counter(
     "gateway_config_reloads_total",

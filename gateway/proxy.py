@@ -1,4 +1,4 @@
-"""The request handler: route, guard with the breaker, forward, stream back (SPEC §4.2, §4.3).
+"""The request handler: route, guard with the breaker, forward, stream back (SPEC §4.2, §4.3, §4.12).
 
 Hot-path rules (SPEC §5): no disk, no Redis, no blocking calls, no per-request regex or formatter work;
 metric children are pre-bound per route at table compile time (gateway.runtime).
@@ -19,11 +19,28 @@ from aiohttp.http_writer import _serialize_headers
 
 from gateway import metrics
 from gateway.accesslog import AccessLog, now_iso
-from gateway.errors import BadRequest, BreakerOpen, GatewayError, UpstreamFailed, UpstreamTimeout
+from gateway.errors import (
+    BadRequest,
+    BreakerOpen,
+    GatewayError,
+    IdempotencyRefused,
+    PayloadTooLarge,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
+from gateway.idempotency import (
+    MAX_REQUEST_BODY,
+    REPLAY_UPSTREAM,
+    Answer,
+    Claim,
+    IdempotencyStore,
+    replay_response,
+)
+from gateway.idempotency.core import MAX_ANSWER_BODY, storable_headers
 from gateway.paths import BadPath, normalise
 from gateway.runtime import RouteRuntime, Snapshot, Target
 from gateway.shadow.mirror import ShadowJob, ShadowMirror, should_mirror
-from gateway.upstream import UpstreamError, UpstreamResponse
+from gateway.upstream import BodyTooLarge, UpstreamError, UpstreamResponse
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 KNOWN_METHODS = frozenset(
@@ -90,11 +107,12 @@ class _BodyStream:
 class _Trace:
     """What happened to one request beyond the obvious (for the access log and the shadow copy)."""
 
-    __slots__ = ("fallback", "shadow", "captured", "capture")
+    __slots__ = ("fallback", "shadow", "captured", "capture", "idempotency")
 
     def __init__(self) -> None:
         self.fallback: str | None = None  # "<from upstream>:<reason>" when the fallback served
         self.shadow: str | None = None  # queued | dropped | skipped, when the route is shadowed
+        self.idempotency: str | None = None  # the request's gateway_idempotency_total outcome
         self.capture = 0  # keep up to this many bytes of the primary's body for the shadow copy
         self.captured: bytes | None = None  # that body; None when it was larger than `capture`
 
@@ -119,6 +137,8 @@ class Proxy:
         self.access_log = access_log
         self.draining = False
         self.mirror: ShadowMirror | None = None  # set while the shadow mirror runs (gateway.app)
+        # Opened by gateway.app; None: keyed requests on idempotency routes get 503.
+        self.idempotency: IdempotencyStore | None = None
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
@@ -135,6 +155,9 @@ class Proxy:
         target: Target | None = None
         up_name: str | None = None
         trace = _Trace()
+        body: bytes | _BodyStream | None
+        claim: Claim | None = None  # an idempotency key this request holds in flight
+        kept: bytes | BodyTooLarge | None = None  # what _forward_claimed read of the answer
         status = 500
         sent = 0
         inflight = metrics.INFLIGHT_NOW
@@ -155,7 +178,32 @@ class Proxy:
                 mirrored = (
                     shadow is not None and mirror is not None and should_mirror(shadow, method)
                 )
-                if not request.body_exists:
+                idem = rt.idempotency
+                key = idem.key_of(req_headers) if idem and method in idem.methods else None
+                if key is not None:
+                    assert idem is not None
+                    # Idempotency stage: the body is fingerprinted, so it is read whole first.
+                    body = whole = await _whole_body(request, MAX_REQUEST_BODY)
+                    got = await idem.begin(
+                        self.idempotency,
+                        key,
+                        method,
+                        npath + query,
+                        whole,
+                        req_headers.get("Content-Type"),
+                    )
+                    if isinstance(got, Answer):
+                        trace.idempotency = "replayed"
+                        status, up_name, sent = got.status, REPLAY_UPSTREAM, len(got.body)
+                        return replay_response(got, rt.name, rid)
+                    claim = got
+                    if mirrored and whole is not None:
+                        assert shadow is not None and mirror is not None
+                        if len(whole) > shadow.max_body:
+                            mirrored = False
+                            mirror.skip(rt.name)
+                            trace.shadow = "skipped"
+                elif not request.body_exists:
                     body = None
                 elif mirrored:
                     assert shadow is not None and mirror is not None
@@ -170,8 +218,17 @@ class Proxy:
                 if mirrored:
                     trace.capture = shadow.max_body  # type: ignore[union-attr]
                 target_path = match.upstream_path + query
-                resp, target = await self._forward(request, rt, target_path, headers, body, trace)
+                if claim is None:
+                    resp, target = await self._forward(
+                        request, rt, target_path, headers, body, trace
+                    )
+                else:
+                    resp, target, kept = await self._forward_claimed(
+                        request, rt, target_path, headers, whole, trace, claim
+                    )
             except GatewayError as err:
+                if isinstance(err, IdempotencyRefused):
+                    trace.idempotency = err.outcome
                 status = err.status
                 up_name = err.upstream
                 out = self._error_response(err, rt, up_name, rid)
@@ -179,13 +236,21 @@ class Proxy:
                 return out
             status = resp.status
             up_name = target.name
-            return_value, sent = await self._respond(request, resp, rt, target, rid, trace)
+            if isinstance(kept, bytes):
+                return_value, sent = _send_kept(request, resp, target, rid, kept, trace)
+            else:
+                prefix = kept.partial if kept is not None else b""
+                return_value, sent = await self._respond(
+                    request, resp, rt, target, rid, trace, prefix
+                )
             if trace.capture and trace.fallback is None:
                 trace.shadow = self._mirror(
                     rt, method, target_path, headers, body, resp, target, trace, started
                 )
             return return_value
         finally:
+            if claim is not None:
+                trace.idempotency = claim.outcome
             inflight.n -= 1
             if inflight.via_gauge:
                 metrics.INFLIGHT.dec()
@@ -212,6 +277,7 @@ class Proxy:
                         "bytes": sent,
                         "fallback": trace.fallback,
                         "shadow": trace.shadow,
+                        "idempotency": trace.idempotency,
                     }
                 )
 
@@ -381,15 +447,7 @@ class Proxy:
                     return await self._attempt(
                         fallback, None, rt, method, target_path, headers, body, idempotent, trace
                     )
-                err: GatewayError
-                if exc.kind == "timeout":
-                    err = UpstreamTimeout(
-                        f"upstream {target.name!r} did not answer within {rt.timeout:g}s"
-                    )
-                else:
-                    err = UpstreamFailed(f"upstream {target.name!r} failed: {exc}")
-                err.upstream = target.name
-                raise err from None
+                raise _upstream_error(exc, target, rt) from None
             except BaseException:
                 target.breaker.abandon()
                 raise
@@ -418,6 +476,51 @@ class Proxy:
         rt.count_fallback(source.name, fallback.name, reason)
         trace.fallback = f"{source.name}:{reason}"
 
+    async def _forward_claimed(
+        self,
+        request: web.BaseRequest,
+        rt: RouteRuntime,
+        target_path: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        trace: _Trace,
+        claim: Claim,
+    ) -> tuple[UpstreamResponse, Target, bytes | BodyTooLarge | None]:
+        """Forward a request holding an idempotency claim and settle the claim before the client
+        sees anything: a 2xx body up to 1 MiB is read and stored (returned as bytes); a larger one
+        frees the key (BodyTooLarge, with the part read so far); any other answer or a failure
+        frees it too (None, or the exception)."""
+        try:
+            resp, target = await self._forward(request, rt, target_path, headers, body, trace)
+        except BaseException:
+            await claim.release()
+            raise
+        status = resp.status
+        if not 200 <= status < 300:
+            await claim.release()
+            return resp, target, None
+        has_body = not (request.method == "HEAD" or status == 204)
+        try:
+            data = await resp.read(MAX_ANSWER_BODY, idle_timeout=rt.timeout) if has_body else b""
+        except BodyTooLarge as too_large:
+            await claim.release()
+            return resp, target, too_large
+        except UpstreamError as exc:
+            # Nothing was sent yet: the client gets a proper 502/504, not a cut connection.
+            target.errors[exc.kind].inc()
+            target.breaker.failure()
+            resp.release()
+            await claim.release()
+            raise _upstream_error(exc, target, rt) from None
+        except BaseException:
+            resp.release()
+            await claim.release()
+            raise
+        resp.release()
+        answer = Answer(status, resp.reason, storable_headers(resp.headers), data, target.name)
+        await claim.keep(answer)
+        return resp, target, data
+
     # -- response side ---------------------------------------------------------------------------------
     async def _respond(
         self,
@@ -427,15 +530,17 @@ class Proxy:
         target: Target,
         rid: str,
         trace: _Trace,
+        prefix: bytes = b"",
     ) -> tuple[web.StreamResponse, int]:
         """Send the upstream's answer to the client: whole when small, streamed otherwise.
-        A shadowed request also keeps up to `trace.capture` bytes of the body for comparison."""
+        A shadowed request also keeps up to `trace.capture` bytes of the body for comparison.
+        `prefix`: body bytes already read off `resp` (a large answer to a keyed request)."""
         length = resp.content_length
         status = resp.status
         method = request.method
         has_body = not (method == "HEAD" or status in (204, 304) or status < 200)
         try:
-            if not has_body or length is not None and length <= BUFFER_LIMIT:
+            if not prefix and (not has_body or length is not None and length <= BUFFER_LIMIT):
                 data = await resp.read(idle_timeout=rt.timeout) if has_body else b""
                 resp.release()
                 if trace.capture:
@@ -458,6 +563,11 @@ class Proxy:
             sent = 0
             capture = trace.capture
             kept = bytearray() if capture else None
+            if prefix:
+                await stream.write(prefix)
+                sent = len(prefix)
+                if kept is not None:
+                    kept = bytearray(prefix) if sent <= capture else None
             async for chunk in resp.iter_chunks(idle_timeout=rt.timeout):
                 await stream.write(chunk)
                 sent += len(chunk)
@@ -498,6 +608,49 @@ class Proxy:
             content_type="application/json",
             headers=headers,
         )
+
+
+def _upstream_error(exc: UpstreamError, target: Target, rt: RouteRuntime) -> GatewayError:
+    """The client's 504 (timeout) or 502 (anything else) for an upstream failure."""
+    err: GatewayError
+    if exc.kind == "timeout":
+        err = UpstreamTimeout(f"upstream {target.name!r} did not answer within {rt.timeout:g}s")
+    else:
+        err = UpstreamFailed(f"upstream {target.name!r} failed: {exc}")
+    err.upstream = target.name
+    return err
+
+
+async def _whole_body(request: web.BaseRequest, limit: int) -> bytes | None:
+    """The whole request body (None without one); 413 past `limit` bytes."""
+    if not request.body_exists:
+        return None
+    length = request.content_length
+    too_large = PayloadTooLarge(f"request body larger than {limit} bytes on an idempotency route")
+    if length is not None and length > limit:
+        raise too_large
+    data = bytearray()
+    while chunk := await request.content.readany():
+        data += chunk
+        if len(data) > limit:
+            raise too_large
+    return bytes(data)
+
+
+def _send_kept(
+    request: web.BaseRequest,
+    resp: UpstreamResponse,
+    target: Target,
+    rid: str,
+    data: bytes,
+    trace: _Trace,
+) -> tuple[web.StreamResponse, int]:
+    """The answer `_forward_claimed` read (and stored), framed as `_respond` frames small ones."""
+    has_body = not (request.method == "HEAD" or resp.status == 204)
+    if trace.capture:
+        trace.captured = data if len(data) <= trace.capture else None
+    length = len(data) if has_body else resp.content_length
+    return _buffered(request, resp, target, rid, has_body, length, data)
 
 
 def _response_headers(resp: UpstreamResponse, target: Target, rid: str) -> list[tuple[str, str]]:

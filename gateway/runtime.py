@@ -17,6 +17,8 @@ from aiohttp.http_writer import _serialize_headers
 from gateway import metrics
 from gateway.breakers import Breaker, BreakerRegistry, BreakerSettings
 from gateway.config import Config
+from gateway.idempotency.core import claim_hold
+from gateway.idempotency.stage import RouteIdempotency
 from gateway.table import CompiledRoute, RouteTable
 from gateway.upstream import UpstreamPool
 
@@ -85,6 +87,7 @@ class RouteRuntime:
         "shadow",
         "shadow_pool",
         "shadow_timeout",
+        "idempotency",
         "_requests",
         "_fallbacks",
     )
@@ -115,6 +118,16 @@ class RouteRuntime:
         self.shadow_pool = shadow_pool
         self.shadow_timeout = float(
             route.shadow.timeout if route.shadow and route.shadow.timeout else route.timeout
+        )
+        # Idempotency: None for every route without the block, so other requests never look further.
+        self.idempotency = (
+            RouteIdempotency(
+                route.name,
+                route.idempotency,
+                claim_hold(self.timeout, self.retries, fallback is not None),
+            )
+            if route.idempotency is not None
+            else None
         )
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._fallbacks: dict[tuple[str, str, str], Any] = {}

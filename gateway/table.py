@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
-from gateway.config import PARAM, Config, Route, Shadow, path_segments
+from gateway.config import PARAM, Config, Idempotency, Route, Shadow, path_segments
 
 __all__ = ["BreakerSettings", "CompiledRoute", "Match", "RouteTable"]
 
@@ -53,6 +53,7 @@ class CompiledRoute:
     # Rewrite template: literal segments, or an int for "the request's segment at that index".
     rewrite_parts: tuple[str | int, ...] | None = None
     rank: int = field(default=0, repr=False)
+    idempotency: Idempotency | None = None
 
     @property
     def upstreams(self) -> tuple[str, ...]:
@@ -290,6 +291,7 @@ def _compile_route(
         params=params,
         rewrite_parts=rewrite_parts,
         rank=rank,
+        idempotency=route.idempotency,
     )
 
 

@@ -48,6 +48,7 @@ def test_routes_document(gw):
         "fallback": "a",
         "split": None,
         "shadow": None,
+        "idempotency": None,
     }
     assert by_name["canary"]["split"] == {"b": 1, "c": 3}
 
