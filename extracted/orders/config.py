@@ -25,6 +25,7 @@ class Settings:
     pending_grace: float = 30.0
     crash_after_reserve: bool = False
     relay_events: bool = True
+    backfill_page: int = 500  # legacy orders per backfill page (the legacy's maximum)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -42,4 +43,5 @@ class Settings:
             pending_grace=float(env.get("ORDERS_PENDING_GRACE") or d.pending_grace),
             crash_after_reserve=env.get("ORDERS_CRASH_AFTER_RESERVE") == "1",
             relay_events=env.get("ORDERS_RELAY_EVENTS", "1") != "0",
+            backfill_page=int(env.get("ORDERS_BACKFILL_PAGE") or d.backfill_page),
         )

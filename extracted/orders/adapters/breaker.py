@@ -11,7 +11,14 @@ from extracted.orders.domain.errors import DependencyUnavailable
 
 
 class DependencyFailure(Exception):
-    """The dependency itself failed (connect error, timeout, 5xx): the only thing that counts."""
+    """The dependency itself failed (connect error, timeout, 5xx): the only thing that counts.
+
+    `sent` is False when the request certainly never reached it (the connection failed).
+    """
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 def _not_a_dependency_failure(exc: BaseException) -> bool:
@@ -48,13 +55,15 @@ class DependencyBreaker:
         trial = self._cb.current_state != pybreaker.STATE_CLOSED
         if trial:
             if self._trial_in_flight:
-                raise DependencyUnavailable(self.name)
+                raise DependencyUnavailable(self.name, maybe_done=False)
             self._trial_in_flight = True
         try:
             with self._cb.calling():
                 yield
-        except (pybreaker.CircuitBreakerError, DependencyFailure) as exc:
-            raise DependencyUnavailable(self.name) from exc
+        except pybreaker.CircuitBreakerError as exc:
+            raise DependencyUnavailable(self.name, maybe_done=False) from exc
+        except DependencyFailure as exc:
+            raise DependencyUnavailable(self.name, maybe_done=exc.sent) from exc
         finally:
             if trial:
                 self._trial_in_flight = False

@@ -43,7 +43,9 @@ async def exchange(
     async with breaker.guard():
         try:
             resp = await client.request(method, path, json=json)
-        except httpx.TransportError as exc:  # connect errors, timeouts, protocol errors
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached it
+            raise DependencyFailure(f"{breaker.name}: {exc!r}", sent=False) from exc
+        except httpx.TransportError as exc:  # read timeouts, protocol errors: maybe done
             raise DependencyFailure(f"{breaker.name}: {exc!r}") from exc
         if resp.status_code >= 500:
             raise DependencyFailure(f"{breaker.name}: {method} {path} -> {resp.status_code}")

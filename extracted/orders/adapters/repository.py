@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from extracted.orders.adapters.orm import idempotency_keys, order_lines, orders
+from extracted.orders.adapters.orm import (
+    cancel_requests,
+    idempotency_keys,
+    order_lines,
+    orders,
+    sync_state,
+)
+from extracted.orders.domain.lattice import merged
 from extracted.orders.domain.model import (
     NEW_ID_BASE,
     VISIBLE_STATUSES,
@@ -17,7 +27,7 @@ from extracted.orders.domain.model import (
     OrderStatus,
     Origin,
 )
-from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer
+from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer, SyncProgress
 
 # Any constant works: it names the lock that serialises id allocation on PostgreSQL.
 _ID_LOCK = 0x0D3E5
@@ -42,17 +52,7 @@ class SqlOrderRepository:
     def add(self, order: Order) -> None:
         """Insert a new order with its lines."""
         self.conn.execute(orders.insert().values(**_row(order)))
-        self._insert_lines(order)
-
-    def put(self, order: Order) -> None:
-        """Insert or overwrite an order and its lines."""
-        exists = self.conn.execute(sa.select(orders.c.id).where(orders.c.id == order.id)).first()
-        if exists is None:
-            self.add(order)
-            return
-        self.conn.execute(orders.update().where(orders.c.id == order.id).values(**_row(order)))
-        self.conn.execute(order_lines.delete().where(order_lines.c.order_id == order.id))
-        self._insert_lines(order)
+        self._insert_lines([order])
 
     def get(self, order_id: int) -> Order | None:
         """The order in any status, or None."""
@@ -94,10 +94,6 @@ class SqlOrderRepository:
             .order_by(orders.c.id)
         )
 
-    def below(self, bound: int) -> dict[int, Order]:
-        """Every order with id < bound, by id."""
-        return {o.id: o for o in self._load(sa.select(orders).where(orders.c.id < bound))}
-
     def visible(self) -> list[Order]:
         """Every placed/cancelled order by id."""
         return self._load(
@@ -106,21 +102,96 @@ class SqlOrderRepository:
             .order_by(orders.c.id)
         )
 
-    def _insert_lines(self, order: Order) -> None:
-        if order.lines:
-            self.conn.execute(
-                order_lines.insert(),
-                [
-                    {
-                        "order_id": order.id,
-                        "line_no": n,
-                        "sku": line.sku,
-                        "qty": line.qty,
-                        "price_cents": line.price_cents,
-                    }
-                    for n, line in enumerate(order.lines)
-                ],
-            )
+    def ids_in(self, statuses: Iterable[OrderStatus]) -> set[int]:
+        """Ids of the orders in `statuses`."""
+        query = sa.select(orders.c.id).where(orders.c.status.in_([str(s) for s in statuses]))
+        return {int(i) for i in self.conn.execute(query).scalars()}
+
+    def merge(self, copies: Sequence[Order]) -> list[Order]:
+        """Merge the other side's copies by the lattice (`domain.lattice.merged`), in order.
+
+        Inserts are `ON CONFLICT DO NOTHING` and the only update is the conditional
+        `placed -> cancelled`, so concurrent mergers (consumer, backfill, read-repair, the
+        API's own cancel) never lose or regress anything. Returns the orders that changed.
+        """
+        known = {o.id: o for o in self._load_ids([c.id for c in copies])}
+        changed: list[Order] = []
+        new_lines: list[Order] = []
+        for theirs in copies:
+            ours = known.get(theirs.id)
+            if ours is None:
+                if self._insert_if_missing(theirs):
+                    known[theirs.id] = theirs
+                    new_lines.append(theirs)
+                    changed.append(theirs)
+                    continue
+                # Inserted meanwhile by a concurrent merger (committed: the insert waited).
+                ours = self.get(theirs.id)
+                if ours is None:  # pragma: no cover - orders are never deleted
+                    continue
+            after = merged(ours, theirs)
+            if after is None:
+                known[theirs.id] = ours
+                continue
+            done = self.set_status(theirs.id, [ours.status], after.status, after.origin)
+            known[theirs.id] = after if done else (self.get(theirs.id) or ours)
+            if done:
+                changed.append(after)
+        self._insert_lines(new_lines)
+        return changed
+
+    def request_cancel(self, order_id: int, at: float) -> None:
+        """Record that a cancel of `order_id` started (kept if already recorded)."""
+        self.conn.execute(
+            _insert(self.conn, cancel_requests)
+            .values(order_id=order_id, requested_at=at)
+            .on_conflict_do_nothing(index_elements=["order_id"])
+        )
+
+    def drop_cancel_request(self, order_id: int) -> None:
+        """Forget the cancel request of `order_id`."""
+        self.conn.execute(cancel_requests.delete().where(cancel_requests.c.order_id == order_id))
+
+    def cancel_requests(self, before: float) -> list[int]:
+        """Order ids of cancel requests recorded before the epoch time `before`."""
+        query = (
+            sa.select(cancel_requests.c.order_id)
+            .where(cancel_requests.c.requested_at < before)
+            .order_by(cancel_requests.c.order_id)
+        )
+        return [int(i) for i in self.conn.execute(query).scalars()]
+
+    def _insert_if_missing(self, order: Order) -> bool:
+        stmt = (
+            _insert(self.conn, orders)
+            .values(**_row(order))
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(orders.c.id)  # rowcount is not reliable for INSERT on every driver
+        )
+        return self.conn.execute(stmt).first() is not None
+
+    def _insert_lines(self, batch: Sequence[Order]) -> None:
+        rows = [
+            {
+                "order_id": order.id,
+                "line_no": n,
+                "sku": line.sku,
+                "qty": line.qty,
+                "price_cents": line.price_cents,
+            }
+            for order in batch
+            for n, line in enumerate(order.lines)
+        ]
+        if rows:
+            self.conn.execute(order_lines.insert(), rows)
+
+    def _load_ids(self, ids: Sequence[int]) -> list[Order]:
+        found: list[Order] = []
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), 500):  # under bind-parameter limits
+            chunk = unique[start : start + 500]
+            found.extend(self._load(sa.select(orders).where(orders.c.id.in_(chunk))))
+        return found
 
     def _load(self, query: sa.Select) -> list[Order]:
         rows = self.conn.execute(query.order_by(orders.c.id)).all()
@@ -151,6 +222,13 @@ class SqlOrderRepository:
         ]
 
 
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_nothing` (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def _row(order: Order) -> dict[str, object]:
     return {
         "id": order.id,
@@ -175,28 +253,33 @@ class SqlIdempotencyStore:
         ).first()
         if row is None:
             return None
-        return StoredAnswer(
-            key=row.key,
-            request=orjson.loads(row.request),
-            response=orjson.loads(row.response),
-            created_at=float(row.created_at),
-        )
+        return _answer(row)
 
     def store(self, answer: StoredAnswer) -> None:
         """Store the answer; KeyAlreadyStored when another transaction stored the key first."""
         # A savepoint keeps the surrounding transaction usable on PostgreSQL after a conflict.
         try:
             with self.conn.begin_nested():
-                self.conn.execute(
-                    idempotency_keys.insert().values(
-                        key=answer.key,
-                        request=orjson.dumps(answer.request).decode(),
-                        response=orjson.dumps(answer.response).decode(),
-                        created_at=answer.created_at,
-                    )
-                )
+                self.conn.execute(idempotency_keys.insert().values(**_key_row(answer)))
         except sa.exc.IntegrityError as exc:
             raise KeyAlreadyStored(answer.key) from exc
+
+    def learn(self, answer: StoredAnswer) -> bool:
+        """Store a key the other side answered, unless the key is known; True if stored."""
+        stmt = (
+            _insert(self.conn, idempotency_keys)
+            .values(**_key_row(answer))
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(idempotency_keys.c.key)
+        )
+        return self.conn.execute(stmt).first() is not None
+
+    def for_order(self, order_id: int) -> StoredAnswer | None:
+        """The key order `order_id` was placed under, or None."""
+        row = self.conn.execute(
+            sa.select(idempotency_keys).where(idempotency_keys.c.order_id == order_id).limit(1)
+        ).first()
+        return None if row is None else _answer(row)
 
     def purge(self, created_before: float) -> int:
         """Delete keys older than `created_before`; returns how many."""
@@ -206,4 +289,61 @@ class SqlIdempotencyStore:
         return int(result.rowcount)
 
 
-__all__: Sequence[str] = ["SqlIdempotencyStore", "SqlOrderRepository"]
+def _key_row(answer: StoredAnswer) -> dict[str, object]:
+    return {
+        "key": answer.key,
+        "request": orjson.dumps(answer.request).decode(),
+        "response": orjson.dumps(answer.response).decode(),
+        "created_at": answer.created_at,
+        "order_id": answer.order_id,
+    }
+
+
+def _answer(row: sa.Row) -> StoredAnswer:
+    return StoredAnswer(
+        key=row.key,
+        request=orjson.loads(row.request),
+        response=orjson.loads(row.response),
+        created_at=float(row.created_at),
+        order_id=None if row.order_id is None else int(row.order_id),
+    )
+
+
+class SqlSyncState:
+    """Backfill progress rows (`sync_state`)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def get(self, name: str) -> SyncProgress:
+        """The job's progress (zero when it never ran)."""
+        row = self.conn.execute(sa.select(sync_state).where(sync_state.c.name == name)).first()
+        if row is None:
+            return SyncProgress()
+        return SyncProgress(cursor=int(row.cursor), complete=bool(row.complete))
+
+    def advance(self, name: str, cursor: int, complete: bool) -> None:
+        """Record progress; never moves the cursor back nor un-completes (concurrent runs)."""
+        now = time.time()
+        self.conn.execute(
+            _insert(self.conn, sync_state)
+            .values(name=name, cursor=0, complete=False, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        c = sync_state.c
+        self.conn.execute(
+            sync_state.update()
+            .where(c.name == name)
+            .values(
+                cursor=sa.case((c.cursor < cursor, cursor), else_=c.cursor),
+                complete=sa.or_(c.complete, sa.literal(complete)),
+                updated_at=now,
+            )
+        )
+
+    def reset(self, name: str) -> None:
+        """Start the job over."""
+        self.conn.execute(sync_state.delete().where(sync_state.c.name == name))
+
+
+__all__: Sequence[str] = ["SqlIdempotencyStore", "SqlOrderRepository", "SqlSyncState"]

@@ -10,7 +10,11 @@ import sqlalchemy as sa
 
 from extracted.events import add_to_outbox, order_event
 from extracted.orders.adapters.orm import outbox
-from extracted.orders.adapters.repository import SqlIdempotencyStore, SqlOrderRepository
+from extracted.orders.adapters.repository import (
+    SqlIdempotencyStore,
+    SqlOrderRepository,
+    SqlSyncState,
+)
 from extracted.orders.domain.errors import DependencyUnavailable
 from extracted.orders.domain.events import OrderEvent
 
@@ -24,6 +28,7 @@ class SqlUnitOfWork:
 
     orders: SqlOrderRepository
     keys: SqlIdempotencyStore
+    sync_state: SqlSyncState
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -41,6 +46,7 @@ class SqlUnitOfWork:
             raise DependencyUnavailable(DATABASE) from exc
         self.orders = SqlOrderRepository(self._conn)
         self.keys = SqlIdempotencyStore(self._conn)
+        self.sync_state = SqlSyncState(self._conn)
         return self
 
     def __exit__(
@@ -78,5 +84,11 @@ class SqlUnitOfWork:
         """Write each event to the outbox in this transaction, as a versioned envelope."""
         assert self._conn is not None, "publish() outside `with uow:`"
         for event in events:
-            envelope = order_event(event.order.to_json(), ORIGIN)
+            key = event.idempotency
+            idempotency = (
+                None
+                if key is None
+                else {"key": key.key, "request": key.request, "response": key.response}
+            )
+            envelope = order_event(event.order.to_json(), ORIGIN, idempotency=idempotency)
             add_to_outbox(self._conn, outbox, envelope)

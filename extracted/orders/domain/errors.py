@@ -93,6 +93,9 @@ class DependencyUnavailable(OrdersError):
 
     code = "dependency_unavailable"
 
-    def __init__(self, dependency: str) -> None:
+    def __init__(self, dependency: str, *, maybe_done: bool = True) -> None:
         super().__init__(texts.dependency_unavailable(dependency))
         self.dependency = dependency
+        # False only when the request certainly never reached the dependency (breaker open,
+        # connection refused): then nothing changed there. A timeout may have done the work.
+        self.maybe_done = maybe_done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,3 +34,12 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict | list) or isinstance(b, dict | list):
         return False
     return bool(a == b)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An Idempotency-Key with the request body it came with and the 201 answer's JSON."""
+
+    key: str
+    request: Any
+    response: dict[str, Any]

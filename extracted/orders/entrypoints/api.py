@@ -29,7 +29,7 @@ from extracted.orders.entrypoints.validation import (
     parse_place_order,
 )
 from extracted.orders.service import orders as use_cases
-from extracted.orders.service.ports import CustomersPort, InventoryPort
+from extracted.orders.service.ports import CustomersPort, InventoryPort, LegacyOrdersPort
 from extracted.orders.service.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class Deps:
     inventory: InventoryPort
     customers: CustomersPort
     healthy: Callable[[], Awaitable[bool]]
+    # Read-repair source for the legacy's id range (None: a miss is simply 404).
+    legacy_orders: LegacyOrdersPort | None = None
     key_locks: KeyLocks = field(default_factory=KeyLocks)
 
 
@@ -100,8 +102,9 @@ async def list_orders(request: web.Request) -> web.Response:
 
 async def get_order(request: web.Request) -> web.Response:
     """GET /api/orders/{id}."""
+    deps = request.app[DEPS]
     order_id = parse_order_id(request.match_info["id"])
-    order = await use_cases.get_order(order_id, request.app[DEPS].uow())
+    order = await use_cases.get_order(order_id, deps.uow(), deps.legacy_orders)
     return json_response(order.to_json())
 
 
@@ -131,7 +134,9 @@ async def cancel_order(request: web.Request) -> web.Response:
     """POST /api/orders/{id}/cancel."""
     deps = request.app[DEPS]
     order_id = parse_order_id(request.match_info["id"])
-    order = await use_cases.cancel_order(CancelOrder(order_id), deps.uow(), deps.inventory)
+    order = await use_cases.cancel_order(
+        CancelOrder(order_id), deps.uow(), deps.inventory, deps.legacy_orders
+    )
     return json_response(order.to_json())
 
 

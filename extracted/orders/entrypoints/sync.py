@@ -1,105 +1,173 @@
-"""`sync`: copy the legacy's orders through its HTTP API; `--follow`; `--check` (drift)."""
+"""`sync`: the backfill (one shot), `--follow` (consume the bus), `--check` (drift + I2)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-import httpx
-import orjson
-
-from extracted.orders.adapters.db import make_engine
-from extracted.orders.adapters.http import make_client
-from extracted.orders.adapters.legacy_orders import LegacyUnavailable, fetch_legacy_orders
-from extracted.orders.adapters.orm import create_tables
-from extracted.orders.adapters.unit_of_work import SqlUnitOfWork
+from extracted.events import bus_from_env
+from extracted.orders.adapters.stock_reader import HttpStock
+from extracted.orders.bootstrap import Wiring, breaker, wired
 from extracted.orders.config import Settings
 from extracted.orders.domain.errors import DependencyUnavailable
-from extracted.orders.service.sync import (
-    SyncPlan,
-    apply_sync,
-    drift,
-    load_legacy_range,
-    load_visible,
-    plan_sync,
-)
+from extracted.orders.entrypoints.consumer import OrdersConsumer
+from extracted.orders.service import backfill as backfill_job
+from extracted.orders.service import check as drift_check
 
 log = logging.getLogger(__name__)
 
 Out = Callable[[str], None]
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_UNREACHABLE = 2
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 
 
 def _print(line: str) -> None:
     print(line, flush=True)
 
 
-async def sync_once(uow: SqlUnitOfWork, legacy: httpx.AsyncClient) -> SyncPlan:
-    """One pass: fetch the legacy's orders, write what differs, return the plan applied."""
-    theirs = await fetch_legacy_orders(legacy)
-    plan = plan_sync(theirs, await load_legacy_range(uow))
-    await apply_sync(plan, uow)
-    return plan
+def parse_duration(text: str) -> float:
+    """`10s`, `500ms`, `1m` or plain seconds (`10`, `2.5`) -> seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (examples: 10s, 500ms, 2.5)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-async def check(uow: SqlUnitOfWork, legacy: httpx.AsyncClient, out: Out = _print) -> int:
-    """Print every order whose two copies differ; 1 if any, else 0."""
-    theirs = await fetch_legacy_orders(legacy)
-    differing = drift(theirs, await load_visible(uow))
-    for d in differing:
-        legacy_doc = orjson.dumps(d.legacy).decode() if d.legacy else "missing"
-        ours_doc = orjson.dumps(d.ours).decode() if d.ours else "missing"
-        out(f"order {d.order_id} differs: legacy={legacy_doc} orders={ours_doc}")
-    out(f"{len(differing)} differing orders" if differing else "no differences")
-    return 1 if differing else 0
+async def run_backfill(settings: Settings, *, restart: bool = False, out: Out = _print) -> int:
+    """`sync`: run or resume the backfill once; 2 when the legacy cannot be read."""
+    async with wired(settings) as w:
+        if restart:
+            await backfill_job.restart(w.uow())
+        try:
+            report = await backfill_job.backfill(
+                w.uow(), w.legacy_orders, page_size=settings.backfill_page
+            )
+        except DependencyUnavailable as exc:
+            done = await _progress_or_none(w)
+            out(f"sync failed: {exc.detail} (progress kept: {done} orders read)")
+            return EXIT_UNREACHABLE
+    out(report.summary())
+    return EXIT_OK
 
 
-async def run_sync(
-    settings: Settings, *, follow: bool, interval: float, check_only: bool, out: Out = _print
+async def _progress_or_none(w: Wiring) -> int | None:
+    try:
+        return (await backfill_job.progress(w.uow())).cursor
+    except DependencyUnavailable:
+        return None
+
+
+async def run_follow(settings: Settings, *, consumer: str | None = None) -> int:
+    """`sync --follow`: group first, then the backfill if not complete, then consume forever."""
+    async with wired(settings) as w:
+        bus = bus_from_env()
+        worker = OrdersConsumer(bus, w.uow, consumer=consumer)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, worker.stopping.set)
+        try:
+            await _ensure_group(worker)
+            if worker.stopping.is_set():
+                return EXIT_OK
+            await _until_stopped(
+                worker,
+                backfill_job.backfill_until_complete(
+                    w.uow(), w.legacy_orders, page_size=settings.backfill_page
+                ),
+            )
+            log.info("consuming as %s in group %s", worker.consumer, worker.group)
+            await worker.run()
+        finally:
+            await bus.close()
+        log.info("consumer stopped: %s", worker.stats)
+    return EXIT_OK
+
+
+async def _ensure_group(worker: OrdersConsumer) -> None:
+    delay = backfill_job.BACKOFF_START
+    while not worker.stopping.is_set():
+        try:
+            await worker.ensure_group()
+            return
+        except Exception as exc:  # the bus is down: wait for it, never crash-loop
+            log.warning("event bus unavailable (%s); retrying in %.1fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.stopping.wait(), delay)
+            delay = min(delay * 2, backfill_job.BACKOFF_MAX)
+
+
+async def _until_stopped(worker: OrdersConsumer, job: Coroutine[Any, Any, object]) -> None:
+    """Await `job` unless the worker is told to stop first."""
+    task = asyncio.ensure_future(job)
+    stop = asyncio.ensure_future(worker.stopping.wait())
+    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, stop):
+        pending.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def run_check(settings: Settings, *, settle: float, out: Out = _print) -> int:
+    """`sync --check`: 0 clean (lag included), 1 drift, 2 legacy/inventory unreachable."""
+    async with wired(settings) as w:
+        inventory = HttpStock(w.inventory_http, breaker("inventory", settings))
+        legacy_stock = HttpStock(w.legacy_http, breaker("legacy", settings))
+
+        async def probe() -> dict[str, str]:
+            snap = await drift_check.snapshot(
+                w.uow(), w.legacy_orders, legacy_stock, inventory, page_size=settings.backfill_page
+            )
+            return drift_check.findings(snap)
+
+        try:
+            verdict = await drift_check.settle(probe, window=settle)
+        except DependencyUnavailable as exc:
+            out(f"cannot check: {exc.detail}")
+            return EXIT_UNREACHABLE
+    for text in sorted(verdict.drift.values()):
+        out(text)
+    if verdict.drift:
+        out(f"{len(verdict.drift)} differences persisted for {settle:g}s")
+        return EXIT_DRIFT
+    if verdict.in_flight:
+        out(f"no differences ({verdict.in_flight} changes still in flight after {settle:g}s)")
+    else:
+        out("no differences")
+    return EXIT_OK
+
+
+def main_sync(
+    *,
+    follow: bool = False,
+    check: bool = False,
+    settle: float = 10.0,
+    restart: bool = False,
+    consumer: str | None = None,
 ) -> int:
-    """The `sync` command; returns the exit code."""
-    engine = make_engine(settings.database_url)
-    legacy = make_client(settings.legacy_url, timeout=max(settings.http_timeout, 30.0))
-    try:
-        await asyncio.to_thread(create_tables, engine)
-        uow = SqlUnitOfWork(engine)
-        if check_only:
-            try:
-                return await check(uow, legacy, out)
-            except LegacyUnavailable as exc:
-                out(f"legacy unavailable: {exc}")
-                return 2
-        if not follow:
-            try:
-                plan = await sync_once(uow, legacy)
-            except (LegacyUnavailable, DependencyUnavailable) as exc:
-                out(f"sync failed: {exc}")
-                return 2
-            out(plan.summary())
-            return 0
-        while True:  # --follow: poll forever, surviving a legacy that is down or restarting
-            try:
-                plan = await sync_once(uow, legacy)
-                if plan.create or plan.update:
-                    out(plan.summary())
-            except (LegacyUnavailable, DependencyUnavailable) as exc:
-                log.warning("sync pass failed (%s); retrying in %.1fs", exc, interval)
-            except Exception:
-                log.exception("sync pass failed; retrying in %.1fs", interval)
-            await asyncio.sleep(interval)
-    finally:
-        await legacy.aclose()
-        engine.dispose()
-
-
-def main_sync(follow: bool, interval: float, check_only: bool) -> int:
     """Entry for `python -m extracted.orders sync`."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    settings = Settings.from_env()
     try:
-        return asyncio.run(
-            run_sync(Settings.from_env(), follow=follow, interval=interval, check_only=check_only)
-        )
+        if check:
+            return asyncio.run(run_check(settings, settle=settle))
+        if follow:
+            return asyncio.run(run_follow(settings, consumer=consumer))
+        return asyncio.run(run_backfill(settings, restart=restart))
     except KeyboardInterrupt:
-        return 0
+        return EXIT_OK

@@ -19,15 +19,21 @@ from extracted.orders.domain.errors import (
     UnknownSku,
 )
 from extracted.orders.domain.events import OrderCancelled, OrderPlaced
-from extracted.orders.domain.idempotency import json_equal
+from extracted.orders.domain.idempotency import KeyRecord, json_equal
 from extracted.orders.domain.model import (
+    NEW_ID_BASE,
     Order,
     OrderLine,
     OrderStatus,
     Origin,
     utc_stamp,
 )
-from extracted.orders.service.ports import CustomersPort, InventoryPort, ItemInfo
+from extracted.orders.service.ports import (
+    CustomersPort,
+    InventoryPort,
+    ItemInfo,
+    LegacyOrdersPort,
+)
 from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -46,17 +52,43 @@ class Placed:
     replayed: bool = False
 
 
-async def get_order(order_id: int, uow: UnitOfWork) -> Order:
-    """A visible order by id, or NotFound."""
+async def get_order(
+    order_id: int, uow: UnitOfWork, legacy: LegacyOrdersPort | None = None
+) -> Order:
+    """A visible order by id, or NotFound; with `legacy`, a miss in its id range is repaired.
+
+    Read-repair: an order the legacy placed may not have reached us yet (event lag, or a
+    backfill that missed it). Answering 404 for a record that exists would be wrong, so a
+    miss below NEW_ID_BASE asks the legacy once; a copy found there is merged (lattice) and
+    served. When the legacy cannot answer we do not know, so the answer is 503
+    dependency_unavailable rather than 404: a GET is idempotent, and the gateway falls back
+    to the legacy on a 503 instead of passing on a wrong 404.
+    """
 
     def tx() -> Order | None:
         with uow:
             return uow.orders.get(order_id)
 
     order = await asyncio.to_thread(tx)
-    if order is None or not order.visible:
+    if order is not None and order.visible:
+        return order
+    if order is not None or legacy is None or order_id >= NEW_ID_BASE:
         raise NotFound.order(order_id)
-    return order
+    theirs = await legacy.get(order_id)
+    if theirs is None:
+        raise NotFound.order(order_id)
+
+    def repair() -> Order | None:
+        with uow:
+            uow.orders.merge([theirs])
+            uow.commit()
+            return uow.orders.get(order_id)
+
+    repaired = await asyncio.to_thread(repair)
+    if repaired is None or not repaired.visible:  # pragma: no cover - just merged
+        raise NotFound.order(order_id)
+    log.info("read-repair: order %s copied from the legacy", order_id)
+    return repaired
 
 
 async def list_orders(
@@ -158,10 +190,11 @@ async def place_order(
                 order.id, [OrderStatus.PENDING], OrderStatus.PLACED, Origin.ORDERS
             ):
                 return False  # reconciliation claimed it meanwhile; it releases the stock
-            uow.publish([OrderPlaced(placed)])
+            record = None if key is None else KeyRecord(key, body, answer.order)
+            uow.publish([OrderPlaced(placed, record)])
             if key is not None:
                 uow.keys.purge(now - KEY_TTL)
-                uow.keys.store(StoredAnswer(key, body, answer.order, now))
+                uow.keys.store(StoredAnswer(key, body, answer.order, now, order.id))
             uow.commit()
             return True
 
@@ -215,29 +248,104 @@ async def abandon(order: Order, uow: UnitOfWork, inventory: InventoryPort) -> bo
     return True
 
 
-async def cancel_order(cmd: CancelOrder, uow: UnitOfWork, inventory: InventoryPort) -> Order:
-    """Cancel an order: release each line, then `cancelled` + `order.cancelled` in one transaction.
+async def cancel_order(
+    cmd: CancelOrder,
+    uow: UnitOfWork,
+    inventory: InventoryPort,
+    legacy: LegacyOrdersPort | None = None,
+    *,
+    clock: Clock = time.time,
+) -> Order:
+    """Cancel an order (either side's): release each line, then `cancelled` + `order.cancelled`.
 
-    Cancelling a cancelled order answers it unchanged.
+    The cancel request is recorded before the first release: if a release fails half-way or
+    the process dies, reconciliation (`finish_cancels`) completes it, so a placed order never
+    stays with part of its stock released. When inventory certainly did nothing (breaker open,
+    connection refused) the request is dropped again: 503 and nothing changed. Cancelling a
+    cancelled order answers it unchanged.
     """
-    order = await get_order(cmd.order_id, uow)
+    order = await get_order(cmd.order_id, uow, legacy)
     if order.status is OrderStatus.CANCELLED:
         return order
-    for line in order.lines:
-        await inventory.release(line.sku, order.id)
-    cancelled = order.cancelled()
 
-    def mark_cancelled() -> Order | None:
+    def record() -> None:
         with uow:
-            if uow.orders.set_status(
-                order.id, [OrderStatus.PLACED], OrderStatus.CANCELLED, Origin.ORDERS
-            ):
-                uow.publish([OrderCancelled(cancelled)])
-                uow.commit()
-                return cancelled
-            return uow.orders.get(order.id)  # a concurrent cancel won
+            uow.orders.request_cancel(order.id, clock())
+            uow.commit()
 
-    result = await asyncio.to_thread(mark_cancelled)
+    await asyncio.to_thread(record)
+    released = 0
+    try:
+        for line in order.lines:
+            await inventory.release(line.sku, order.id)
+            released += 1
+    except DependencyUnavailable as exc:
+        if released == 0 and not exc.maybe_done:
+
+            def drop() -> None:
+                with uow:
+                    uow.orders.drop_cancel_request(order.id)
+                    uow.commit()
+
+            await asyncio.to_thread(drop)
+        else:
+            log.warning("order %s: cancel half-done, left for reconciliation", order.id)
+        raise
+    result = await asyncio.to_thread(_mark_cancelled, order, uow)
     if result is None:  # pragma: no cover - orders are never deleted
         raise NotFound.order(cmd.order_id)
     return result
+
+
+def _mark_cancelled(order: Order, uow: UnitOfWork) -> Order | None:
+    """`placed -> cancelled` with its event, in one transaction; the cancel request is done."""
+    cancelled = order.cancelled()
+    with uow:
+        uow.orders.drop_cancel_request(order.id)
+        if uow.orders.set_status(
+            order.id, [OrderStatus.PLACED], OrderStatus.CANCELLED, Origin.ORDERS
+        ):
+            key = uow.keys.for_order(order.id)
+            uow.publish([OrderCancelled(cancelled, None if key is None else key.record())])
+            uow.commit()
+            return cancelled
+        uow.commit()
+        return uow.orders.get(order.id)  # a concurrent cancel won (ours or the legacy's)
+
+
+async def finish_cancels(
+    uow: UnitOfWork, inventory: InventoryPort, *, older_than: float, clock: Clock = time.time
+) -> int:
+    """Complete cancels recorded more than `older_than` seconds ago (a crash or a half-way
+    failure left them); returns how many orders were cancelled. Releases are idempotent, so
+    finishing a cancel that is still running elsewhere is harmless.
+    """
+
+    def pending() -> list[Order | None]:
+        with uow:
+            ids = uow.orders.cancel_requests(clock() - older_than)
+            return [uow.orders.get(i) for i in ids]
+
+    done = 0
+    for order in await asyncio.to_thread(pending):
+        if order is None:  # pragma: no cover - orders are never deleted
+            continue
+        if order.status is not OrderStatus.PLACED:  # cancelled meanwhile (here or elsewhere)
+
+            def drop(order_id: int = order.id) -> None:
+                with uow:
+                    uow.orders.drop_cancel_request(order_id)
+                    uow.commit()
+
+            await asyncio.to_thread(drop)
+            continue
+        try:
+            for line in order.lines:
+                await inventory.release(line.sku, order.id)
+        except DependencyUnavailable:
+            log.warning("order %s: cancel still cannot release; retrying later", order.id)
+            continue
+        await asyncio.to_thread(_mark_cancelled, order, uow)
+        done += 1
+        log.info("finished the cancel of order %s", order.id)
+    return done

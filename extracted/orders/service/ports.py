@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from extracted.orders.domain.model import Order
 
 
 @dataclass(frozen=True)
@@ -40,4 +42,43 @@ class CustomersPort(Protocol):
 
     async def exists(self, customer_id: int) -> bool:
         """Whether customer `customer_id` exists."""
+        ...
+
+
+@dataclass(frozen=True)
+class OrdersPage:
+    """One page of the legacy's orders (by id) and how many it holds in all."""
+
+    orders: list[Order]
+    total: int
+
+
+class LegacyOrdersPort(Protocol):
+    """The legacy's orders, read through its HTTP API (never its database).
+
+    Failures raise `DependencyUnavailable` (named "legacy").
+    """
+
+    async def page(self, offset: int, limit: int) -> OrdersPage:
+        """Orders `offset` .. `offset + limit` by id (copies with origin legacy)."""
+        ...
+
+    async def get(self, order_id: int) -> Order | None:
+        """The order `order_id` as the legacy shows it, or None when it does not exist."""
+        ...
+
+
+@dataclass(frozen=True)
+class Stock:
+    """One side's stock as its HTTP API shows it: on_hand and reservations by sku."""
+
+    on_hand: dict[str, int] = field(default_factory=dict)
+    reservations: dict[str, dict[int, int]] = field(default_factory=dict)
+
+
+class StockPort(Protocol):
+    """Read-only view of one side's stock (for the drift check)."""
+
+    async def snapshot(self) -> Stock:
+        """Every item's on_hand and every sku's reservations."""
         ...

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 from extracted.orders.domain.events import OrderEvent
+from extracted.orders.domain.idempotency import KeyRecord
 from extracted.orders.domain.model import Order, OrderStatus, Origin
 
 
@@ -22,6 +23,19 @@ class StoredAnswer:
     request: Any  # parsed JSON of the request body
     response: dict[str, Any]  # the order JSON answered
     created_at: float
+    order_id: int | None = None  # the order placed under the key
+
+    def record(self) -> KeyRecord:
+        """The key as events carry it."""
+        return KeyRecord(self.key, self.request, self.response)
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """How far a backfill got: legacy orders read so far, and whether it finished."""
+
+    cursor: int = 0
+    complete: bool = False
 
 
 class OrderRepository(Protocol):
@@ -55,16 +69,44 @@ class OrderRepository(Protocol):
         """Orders in `statuses` created before the epoch time `created_before`."""
         ...
 
-    def below(self, bound: int) -> dict[int, Order]:
-        """Every order with an id below `bound` (the legacy's id range), by id."""
-        ...
-
     def visible(self) -> list[Order]:
         """Every placed/cancelled order, by id."""
         ...
 
-    def put(self, order: Order) -> None:
-        """Insert or overwrite an order and its lines (sync from the legacy)."""
+    def ids_in(self, statuses: Iterable[OrderStatus]) -> set[int]:
+        """Ids of the orders in `statuses`."""
+        ...
+
+    def merge(self, copies: Sequence[Order]) -> list[Order]:
+        """Merge the other side's copies by the lattice, in order; returns what changed."""
+        ...
+
+    def request_cancel(self, order_id: int, at: float) -> None:
+        """Record that a cancel of `order_id` started (kept if already recorded)."""
+        ...
+
+    def drop_cancel_request(self, order_id: int) -> None:
+        """Forget the cancel request of `order_id` (done, or certainly nothing changed)."""
+        ...
+
+    def cancel_requests(self, before: float) -> list[int]:
+        """Order ids of cancel requests recorded before the epoch time `before`."""
+        ...
+
+
+class SyncStateStore(Protocol):
+    """Progress of resumable copy jobs, by name."""
+
+    def get(self, name: str) -> SyncProgress:
+        """The job's progress (zero when it never ran)."""
+        ...
+
+    def advance(self, name: str, cursor: int, complete: bool) -> None:
+        """Record progress; never moves the cursor back nor un-completes (concurrent runs)."""
+        ...
+
+    def reset(self, name: str) -> None:
+        """Start the job over."""
         ...
 
 
@@ -83,6 +125,14 @@ class IdempotencyStore(Protocol):
         """Delete keys stored before the epoch time `created_before`; returns how many."""
         ...
 
+    def learn(self, answer: StoredAnswer) -> bool:
+        """Store a key the other side answered, unless the key is known; True if stored."""
+        ...
+
+    def for_order(self, order_id: int) -> StoredAnswer | None:
+        """The key order `order_id` was placed under, or None."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One database transaction per `with uow:`; nothing is kept without `commit()`."""
@@ -95,6 +145,11 @@ class UnitOfWork(Protocol):
     @property
     def keys(self) -> IdempotencyStore:
         """The Idempotency-Keys of the open transaction."""
+        ...
+
+    @property
+    def sync_state(self) -> SyncStateStore:
+        """Backfill progress in the open transaction."""
         ...
 
     def __enter__(self) -> Self: ...

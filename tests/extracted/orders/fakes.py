@@ -15,6 +15,7 @@ from extracted.orders.domain.errors import (
     UnknownSku,
 )
 from extracted.orders.domain.events import OrderEvent
+from extracted.orders.domain.lattice import merged
 from extracted.orders.domain.model import (
     NEW_ID_BASE,
     VISIBLE_STATUSES,
@@ -22,8 +23,8 @@ from extracted.orders.domain.model import (
     OrderStatus,
     Origin,
 )
-from extracted.orders.service.ports import ItemInfo
-from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer
+from extracted.orders.service.ports import ItemInfo, OrdersPage
+from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer, SyncProgress
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Tables:
     orders: dict[int, Order] = field(default_factory=dict)
     keys: dict[str, StoredAnswer] = field(default_factory=dict)
     outbox: list[OrderEvent] = field(default_factory=list)
+    cancel_requests: dict[int, float] = field(default_factory=dict)
+    sync_state: dict[str, SyncProgress] = field(default_factory=dict)
 
 
 class FakeRepository:
@@ -45,9 +48,6 @@ class FakeRepository:
 
     def add(self, order: Order) -> None:
         assert order.id not in self.t.orders
-        self.t.orders[order.id] = order
-
-    def put(self, order: Order) -> None:
         self.t.orders[order.id] = order
 
     def get(self, order_id: int) -> Order | None:
@@ -80,11 +80,30 @@ class FakeRepository:
             if o.status in wanted and o.created_at < created_before
         ]
 
-    def below(self, bound: int) -> dict[int, Order]:
-        return {i: o for i, o in self.t.orders.items() if i < bound}
-
     def visible(self) -> list[Order]:
         return [o for _, o in sorted(self.t.orders.items()) if o.status in VISIBLE_STATUSES]
+
+    def ids_in(self, statuses: Iterable[OrderStatus]) -> set[int]:
+        wanted = list(statuses)
+        return {i for i, o in self.t.orders.items() if o.status in wanted}
+
+    def merge(self, copies: Sequence[Order]) -> list[Order]:
+        changed = []
+        for theirs in copies:
+            after = merged(self.t.orders.get(theirs.id), theirs)
+            if after is not None:
+                self.t.orders[theirs.id] = after
+                changed.append(after)
+        return changed
+
+    def request_cancel(self, order_id: int, at: float) -> None:
+        self.t.cancel_requests.setdefault(order_id, at)
+
+    def drop_cancel_request(self, order_id: int) -> None:
+        self.t.cancel_requests.pop(order_id, None)
+
+    def cancel_requests(self, before: float) -> list[int]:
+        return sorted(i for i, at in self.t.cancel_requests.items() if at < before)
 
 
 class FakeKeys:
@@ -105,6 +124,30 @@ class FakeKeys:
             del self.t.keys[k]
         return len(old)
 
+    def learn(self, answer: StoredAnswer) -> bool:
+        if answer.key in self.t.keys:
+            return False
+        self.t.keys[answer.key] = answer
+        return True
+
+    def for_order(self, order_id: int) -> StoredAnswer | None:
+        return next((a for a in self.t.keys.values() if a.order_id == order_id), None)
+
+
+class FakeSyncState:
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def get(self, name: str) -> SyncProgress:
+        return self.t.sync_state.get(name, SyncProgress())
+
+    def advance(self, name: str, cursor: int, complete: bool) -> None:
+        now = self.get(name)
+        self.t.sync_state[name] = SyncProgress(max(now.cursor, cursor), now.complete or complete)
+
+    def reset(self, name: str) -> None:
+        self.t.sync_state.pop(name, None)
+
 
 class FakeUnitOfWork:
     """Transactions over a shared `Tables`: a snapshot per `with`, kept only on commit."""
@@ -117,24 +160,27 @@ class FakeUnitOfWork:
     def __enter__(self) -> Self:
         self.lock.acquire()  # serialised, like SQLite's BEGIN IMMEDIATE
         self._work = copy.deepcopy(self.db)
-        self.orders = FakeRepository(self._work)
-        self.keys = FakeKeys(self._work)
+        self._views()
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.lock.release()
 
-    def commit(self) -> None:
-        self.db.orders = self._work.orders
-        self.db.keys = self._work.keys
-        self.db.outbox = self._work.outbox
-        self._work = copy.deepcopy(self.db)
+    def _views(self) -> None:
         self.orders = FakeRepository(self._work)
         self.keys = FakeKeys(self._work)
+        self.sync_state = FakeSyncState(self._work)
+
+    def commit(self) -> None:
+        for name in ("orders", "keys", "outbox", "cancel_requests", "sync_state"):
+            setattr(self.db, name, getattr(self._work, name))
+        self._work = copy.deepcopy(self.db)
+        self._views()
         self.commits += 1
 
     def rollback(self) -> None:
         self._work = copy.deepcopy(self.db)
+        self._views()
 
     def publish(self, events: Sequence[OrderEvent]) -> None:
         self._work.outbox.extend(events)
@@ -167,13 +213,14 @@ class FakeInventory:
         self.down = False  # every call raises DependencyUnavailable
         self.fail_reserve_of: set[str] = set()  # these skus refuse with insufficient stock
         self.die_after_reserves: int | None = None  # go down after this many reservations
+        self.time_out_after_releases: int | None = None  # then releases time out (maybe done)
 
     def reserved(self, sku: str) -> int:
         return sum(q for (s, _), q in self.reservations.items() if s == sku)
 
     def _check_up(self) -> None:
-        if self.down:
-            raise DependencyUnavailable("inventory")
+        if self.down:  # like a refused connection: the request never got there
+            raise DependencyUnavailable("inventory", maybe_done=False)
 
     async def item(self, sku: str) -> ItemInfo | None:
         self.calls.append(("item", sku))
@@ -204,6 +251,10 @@ class FakeInventory:
     async def release(self, sku: str, order_id: int) -> None:
         self.calls.append(("release", sku))
         self._check_up()
+        if self.time_out_after_releases is not None:
+            if self.time_out_after_releases <= 0:
+                raise DependencyUnavailable("inventory")  # a timeout: it may have happened
+            self.time_out_after_releases -= 1
         self.reservations.pop((sku, order_id), None)
 
 
@@ -216,3 +267,27 @@ class FakeCustomers:
         if self.down:
             raise DependencyUnavailable("customers")
         return customer_id in self.ids
+
+
+class FakeLegacyOrders:
+    """The legacy's orders in memory (LegacyOrdersPort); `down` fails like an unreachable one."""
+
+    def __init__(self, orders: Iterable[Order] = ()) -> None:
+        self.orders = {o.id: o for o in orders}
+        self.down = False
+        self.calls: list[tuple[str, int]] = []
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise DependencyUnavailable("legacy", maybe_done=False)
+
+    async def page(self, offset: int, limit: int) -> OrdersPage:
+        self.calls.append(("page", offset))
+        self._check_up()
+        ordered = [o for _, o in sorted(self.orders.items())]
+        return OrdersPage(ordered[offset : offset + limit], len(ordered))
+
+    async def get(self, order_id: int) -> Order | None:
+        self.calls.append(("get", order_id))
+        self._check_up()
+        return self.orders.get(order_id)

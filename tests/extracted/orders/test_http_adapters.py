@@ -11,17 +11,20 @@ import httpx
 import pytest
 from aiohttp.test_utils import TestServer
 
+from extracted.orders.adapters import stock_reader
 from extracted.orders.adapters.breaker import DependencyBreaker
 from extracted.orders.adapters.customers_client import HttpCustomers
 from extracted.orders.adapters.http import make_client
 from extracted.orders.adapters.inventory_client import HttpInventory
-from extracted.orders.adapters.legacy_orders import LegacyUnavailable, fetch_legacy_orders
+from extracted.orders.adapters.legacy_orders import HttpLegacyOrders
+from extracted.orders.adapters.stock_reader import HttpStock
 from extracted.orders.domain.errors import (
     DependencyUnavailable,
     InsufficientStock,
     ReservationConflict,
     UnknownSku,
 )
+from extracted.orders.domain.model import OrderStatus, Origin
 from extracted.orders.service.ports import ItemInfo
 from tests.extracted.orders.inventory_fake_server import RESERVATIONS, inventory_app
 from tests.support import procs
@@ -205,28 +208,103 @@ async def test_hanging_inventory_times_out() -> None:
             assert time.monotonic() - started < 3.0
 
 
-async def test_legacy_orders_are_paginated() -> None:
-    orders = [
-        {
-            "id": i,
-            "customer_id": 1,
-            "status": "placed",
-            "items": [{"sku": "A", "qty": 1, "price_cents": 3}],
-            "total_cents": 3,
-            "placed_at": "2026-01-01T00:00:00Z",
-        }
-        for i in range(1, 6)
-    ]
+def _order_doc(i: int, status: str = "placed") -> dict:
+    return {
+        "id": i,
+        "customer_id": 1,
+        "status": status,
+        "items": [{"sku": "A", "qty": 1, "price_cents": 3}],
+        "total_cents": 3,
+        "placed_at": "2026-01-01T00:00:00Z",
+    }
 
+
+def _paged(rows: list[dict]) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         limit = int(request.url.params["limit"])
         offset = int(request.url.params["offset"])
-        return httpx.Response(
-            200, json={"items": orders[offset : offset + limit], "total": 5, "generated_at": "x"}
-        )
+        page = rows[offset : offset + limit]
+        return httpx.Response(200, json={"items": page, "total": len(rows), "generated_at": "x"})
+
+    return handler
+
+
+async def test_legacy_orders_pages_and_single_orders() -> None:
+    orders = [_order_doc(i, "cancelled" if i == 2 else "placed") for i in range(1, 6)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/orders":
+            return _paged(orders)(request)
+        oid = int(request.url.path.rsplit("/", 1)[1])
+        if oid > 5:
+            return httpx.Response(404, json={"error": "not_found", "detail": "x"})
+        return httpx.Response(200, json=orders[oid - 1])
 
     client = make_client("http://legacy.test", transport=httpx.MockTransport(handler))
-    assert [o.id for o in await fetch_legacy_orders(client, page_size=2)] == [1, 2, 3, 4, 5]
-    down = make_client("http://legacy.test", transport=httpx.MockTransport(_answer(500, {})))
-    with pytest.raises(LegacyUnavailable):
-        await fetch_legacy_orders(down)
+    legacy = HttpLegacyOrders(client, DependencyBreaker("legacy"))
+    page = await legacy.page(2, 2)
+    assert [o.id for o in page.orders] == [3, 4] and page.total == 5
+    assert all(o.origin is Origin.LEGACY for o in page.orders)
+    two = await legacy.get(2)
+    assert two is not None and two.status is OrderStatus.CANCELLED and two.to_json() == orders[1]
+    assert await legacy.get(6) is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [_answer(500, {}), _answer(200, {"items": "nope"}), _answer(403, {}), _answer(200, [1])],
+)
+async def test_unusable_legacy_answers_are_dependency_unavailable(answer: Handler) -> None:
+    client = make_client("http://legacy.test", transport=httpx.MockTransport(answer))
+    legacy = HttpLegacyOrders(client, DependencyBreaker("legacy"))
+    with pytest.raises(DependencyUnavailable) as exc:
+        await legacy.page(0, 500)
+    assert exc.value.detail == "legacy unavailable"
+    with pytest.raises(DependencyUnavailable):
+        await legacy.get(1)
+
+
+async def test_a_refused_connection_is_known_to_have_done_nothing() -> None:
+    port = procs.free_port()
+    async with make_client(f"http://127.0.0.1:{port}", timeout=1, connect_timeout=1) as c:
+        inv = HttpInventory(c, DependencyBreaker("inventory", failures=1))
+        with pytest.raises(DependencyUnavailable) as refused:
+            await inv.release("A", 1)
+        assert refused.value.maybe_done is False
+        with pytest.raises(DependencyUnavailable) as open_breaker:
+            await inv.release("A", 1)
+        assert open_breaker.value.maybe_done is False
+    timeout = _inventory(lambda r: (_ for _ in ()).throw(httpx.ReadTimeout("slow", request=r)))
+    with pytest.raises(DependencyUnavailable) as slow:
+        await timeout.release("A", 1)
+    assert slow.value.maybe_done is True  # it may have happened
+
+
+async def test_stock_snapshot_reads_every_page_of_items_and_reservations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = [
+        {
+            "sku": f"S{i}",
+            "name": "n",
+            "price_cents": 1,
+            "on_hand": 10 + i,
+            "reserved": 0,
+            "available": 0,
+        }
+        for i in range(5)
+    ]
+    held = {"S1": [{"sku": "S1", "order_id": o, "qty": o} for o in range(1, 8)]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/api/inventory":
+            return _paged(items)(request)
+        sku = path.split("/")[3]
+        return _paged(held.get(sku, []))(request)
+
+    client = make_client("http://inventory.test", transport=httpx.MockTransport(handler))
+    monkeypatch.setattr(stock_reader, "PAGE", 2)  # several pages on both levels
+    stock = await HttpStock(client, DependencyBreaker("inventory")).snapshot()
+    assert stock.on_hand == {f"S{i}": 10 + i for i in range(5)}
+    assert stock.reservations == {"S1": {o: o for o in range(1, 8)}}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -18,24 +17,8 @@ from extracted.orders.domain.commands import CancelOrder, LineRequest, PlaceOrde
 from extracted.orders.domain.errors import DependencyUnavailable
 from extracted.orders.domain.model import NEW_ID_BASE, Order, OrderLine, OrderStatus, Origin
 from extracted.orders.service import orders as uc
-from extracted.orders.service.sync import apply_sync, load_legacy_range, plan_sync
-from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer
+from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer, SyncProgress
 from tests.extracted.orders.fakes import FakeCustomers, FakeInventory, FakeItem
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'deep' / 'orders.db'}"
-    else:
-        make: Callable[[], str] = request.getfixturevalue("make_pg_database")
-        url = make()
-    eng = make_engine(url)
-    create_tables(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
 
 
 def _order(oid: int, status: OrderStatus = OrderStatus.PLACED, created: float = 0.0) -> Order:
@@ -113,19 +96,80 @@ def test_status_changes_are_conditional(engine: sa.Engine) -> None:
         assert total == 1 and page[0].status is OrderStatus.PLACED
 
 
-def test_put_overwrites_lines(engine: sa.Engine) -> None:
+def test_merge_inserts_missing_orders_and_only_ever_cancels(engine: sa.Engine) -> None:
+    uow = SqlUnitOfWork(engine)
+    mine = _order(NEW_ID_BASE + 1)
+    with uow:
+        uow.orders.add(mine)
+        uow.orders.add(_order(NEW_ID_BASE + 2, OrderStatus.PENDING))
+        uow.commit()
+    cancelled_copy = Order(
+        5, 4, OrderStatus.CANCELLED, (OrderLine("X", 3, 7),), "2026-11-25T12:00:00Z", Origin.LEGACY
+    )
+    with uow:
+        changed = uow.orders.merge(
+            [
+                _order(5),  # missing: inserted with its lines
+                cancelled_copy,  # cancelled wins; the lines stay the first copy's
+                _order(5),  # a late placed copy changes nothing
+                # The legacy cancelled one of ours: status only, our lines and ids are kept.
+                Order(NEW_ID_BASE + 1, 4, OrderStatus.CANCELLED, (), "x", Origin.LEGACY),
+                _order(NEW_ID_BASE + 2, OrderStatus.CANCELLED),  # a saga in flight: untouched
+            ]
+        )
+        uow.commit()
+    assert [(o.id, o.status) for o in changed] == [
+        (5, OrderStatus.PLACED),
+        (5, OrderStatus.CANCELLED),
+        (NEW_ID_BASE + 1, OrderStatus.CANCELLED),
+    ]
+    with uow:
+        five = uow.orders.get(5)
+        assert five is not None and five.status is OrderStatus.CANCELLED
+        assert five.lines == _order(5).lines and five.origin is Origin.LEGACY
+        ours = uow.orders.get(NEW_ID_BASE + 1)
+        assert ours is not None and ours.status is OrderStatus.CANCELLED
+        assert ours.lines == mine.lines and ours.origin is Origin.LEGACY
+        pending = uow.orders.get(NEW_ID_BASE + 2)
+        assert pending is not None and pending.status is OrderStatus.PENDING
+        assert uow.orders.merge([_order(5), cancelled_copy]) == []  # idempotent
+        assert uow.orders.ids_in([OrderStatus.PENDING]) == {NEW_ID_BASE + 2}
+
+
+def test_sync_state_only_moves_forward(engine: sa.Engine) -> None:
     uow = SqlUnitOfWork(engine)
     with uow:
-        uow.orders.put(_order(5))
-        changed = Order(
-            5, 4, OrderStatus.CANCELLED, (OrderLine("X", 3, 7),), "2026-11-25T12:00:00Z"
-        )
-        uow.orders.put(changed)
+        assert uow.sync_state.get("job") == SyncProgress(0, False)
+        uow.sync_state.advance("job", 500, False)
+        uow.sync_state.advance("job", 200, False)  # a slower concurrent run
         uow.commit()
     with uow:
-        got = uow.orders.get(5)
-        assert got is not None and got.to_json() == changed.to_json()
-        assert list(uow.orders.below(NEW_ID_BASE)) == [5]
+        assert uow.sync_state.get("job") == SyncProgress(500, False)
+        uow.sync_state.advance("job", 1000, True)
+        uow.sync_state.advance("job", 700, False)
+        uow.commit()
+    with uow:
+        assert uow.sync_state.get("job") == SyncProgress(1000, True)
+        uow.sync_state.reset("job")
+        uow.commit()
+    with uow:
+        assert uow.sync_state.get("job") == SyncProgress(0, False)
+
+
+def test_cancel_requests_are_recorded_once_and_dropped(engine: sa.Engine) -> None:
+    uow = SqlUnitOfWork(engine)
+    with uow:
+        uow.orders.request_cancel(7, 10.0)
+        uow.orders.request_cancel(7, 20.0)  # kept as first recorded
+        uow.orders.request_cancel(8, 30.0)
+        uow.commit()
+    with uow:
+        assert uow.orders.cancel_requests(15.0) == [7]
+        assert uow.orders.cancel_requests(float("inf")) == [7, 8]
+        uow.orders.drop_cancel_request(7)
+        uow.commit()
+    with uow:
+        assert uow.orders.cancel_requests(float("inf")) == [8]
 
 
 def test_idempotency_keys_are_unique_and_purged(engine: sa.Engine) -> None:
@@ -146,6 +190,41 @@ def test_idempotency_keys_are_unique_and_purged(engine: sa.Engine) -> None:
         assert uow.keys.find("k") is None
 
 
+def test_keys_are_learned_once_and_found_by_order(engine: sa.Engine) -> None:
+    uow = SqlUnitOfWork(engine)
+    mine = StoredAnswer("k", {"b": 1}, {"id": NEW_ID_BASE}, 100.0, NEW_ID_BASE)
+    with uow:
+        uow.keys.store(mine)
+        theirs = StoredAnswer("k", {"b": 2}, {"id": 9}, 50.0)
+        assert not uow.keys.learn(theirs)  # a key already known is never overwritten
+        assert uow.keys.learn(StoredAnswer("legacy-key", {"b": 3}, {"id": 9}, 50.0, 9))
+        uow.commit()
+    with uow:
+        assert uow.keys.find("k") == mine
+        learned = uow.keys.for_order(9)
+        assert learned is not None and learned.key == "legacy-key" and learned.order_id == 9
+        assert uow.keys.for_order(NEW_ID_BASE) == mine
+        assert uow.keys.for_order(12345) is None
+
+
+def test_tables_of_an_older_release_gain_the_new_column(tmp_path: Path) -> None:
+    eng = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        with eng.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request TEXT NOT NULL, "
+                "response TEXT NOT NULL, created_at FLOAT NOT NULL)"
+            )
+            conn.exec_driver_sql("INSERT INTO idempotency_keys VALUES ('old', '{}', '{}', 1.0)")
+        create_tables(eng)
+        create_tables(eng)  # idempotent
+        with SqlUnitOfWork(eng) as uow:
+            old = uow.keys.find("old")
+            assert old is not None and old.order_id is None
+    finally:
+        eng.dispose()
+
+
 def test_publish_writes_versioned_envelopes_to_the_outbox(engine: sa.Engine) -> None:
     from extracted.orders.domain.events import OrderPlaced
 
@@ -156,9 +235,35 @@ def test_publish_writes_versioned_envelopes_to_the_outbox(engine: sa.Engine) -> 
     with engine.connect() as conn:
         (payload,) = conn.execute(sa.select(outbox.c.payload)).scalars()
     event = Event.from_json(payload)
-    assert event.type == "order.placed" and event.origin == "orders" and event.version == 1
+    assert event.type == "order.placed" and event.origin == "orders" and event.version == 2
+    assert event.aggregate == f"order:{NEW_ID_BASE}" and event.aggregate_version == 1
     assert event.data == {"order": _order(NEW_ID_BASE).to_json()}
+    assert event.idempotency_key is None
     assert orjson.loads(payload)["data"]["order"]["items"][0]["sku"] == "SKU-0002"
+
+
+def test_events_of_orders_placed_under_a_key_carry_it(engine: sa.Engine) -> None:
+    from extracted.orders.domain.events import OrderCancelled, OrderPlaced
+    from extracted.orders.domain.idempotency import KeyRecord
+
+    order = _order(NEW_ID_BASE)
+    key = KeyRecord("key-1", {"customer_id": 4}, order.to_json())
+    uow = SqlUnitOfWork(engine)
+    with uow:
+        uow.publish([OrderPlaced(order, key), OrderCancelled(order.cancelled(), key)])
+        uow.commit()
+    with engine.connect() as conn:
+        payloads = conn.execute(sa.select(outbox.c.payload).order_by(outbox.c.id)).scalars()
+        placed, cancelled = (Event.from_json(p) for p in payloads)
+    assert (placed.type, cancelled.type) == ("order.placed", "order.cancelled")
+    assert cancelled.aggregate_version == 2
+    for event in (placed, cancelled):
+        assert event.idempotency_key == "key-1"
+        assert event.data["idempotency"] == {
+            "key": "key-1",
+            "request": {"customer_id": 4},
+            "response": order.to_json(),
+        }
 
 
 async def test_use_cases_end_to_end_on_the_real_database(engine: sa.Engine) -> None:
@@ -184,17 +289,6 @@ async def test_use_cases_end_to_end_on_the_real_database(engine: sa.Engine) -> N
         )
     )
     assert len({p.order["id"] for p in many}) == 4
-
-
-async def test_sync_apply_is_idempotent_on_the_real_database(engine: sa.Engine) -> None:
-    legacy = [_order(1), _order(2, OrderStatus.CANCELLED)]
-    uow = SqlUnitOfWork(engine)
-    first = plan_sync(legacy, await load_legacy_range(uow))
-    await apply_sync(first, uow)
-    second = plan_sync(legacy, await load_legacy_range(uow))
-    assert (len(first.create), second.unchanged, second.create, second.update) == (2, 2, [], [])
-    with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
 
 
 async def test_database_down_is_dependency_unavailable(tmp_path: Path) -> None:

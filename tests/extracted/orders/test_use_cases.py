@@ -14,11 +14,17 @@ from extracted.orders.domain.errors import (
     UnknownSku,
 )
 from extracted.orders.domain.events import OrderCancelled, OrderPlaced
-from extracted.orders.domain.idempotency import UNPARSABLE
-from extracted.orders.domain.model import NEW_ID_BASE, OrderStatus
+from extracted.orders.domain.idempotency import UNPARSABLE, KeyRecord
+from extracted.orders.domain.model import NEW_ID_BASE, Order, OrderLine, OrderStatus, Origin
 from extracted.orders.service import orders as uc
 from extracted.orders.service.reconcile import reconcile
-from tests.extracted.orders.fakes import FakeCustomers, FakeDatabase, FakeInventory, FakeItem
+from tests.extracted.orders.fakes import (
+    FakeCustomers,
+    FakeDatabase,
+    FakeInventory,
+    FakeItem,
+    FakeLegacyOrders,
+)
 
 
 @pytest.fixture
@@ -189,6 +195,102 @@ async def test_cancel_with_inventory_down_keeps_the_order_placed(
     with pytest.raises(DependencyUnavailable):
         await uc.cancel_order(CancelOrder(placed.order["id"]), db.uow(), inventory)
     assert (await uc.get_order(placed.order["id"], db.uow())).status is OrderStatus.PLACED
+    # Nothing changed: no cancel left to finish, the stock still held, no event.
+    assert db.tables.cancel_requests == {}
+    assert inventory.reservations == {("A", placed.order["id"]): 2}
+    inventory.down = False
+    assert await uc.finish_cancels(db.uow(), inventory, older_than=0, clock=lambda: 1e12) == 0
+    assert [type(e) for e in db.tables.outbox] == [OrderPlaced]
+
+
+async def test_a_cancel_that_fails_half_way_is_finished_by_reconciliation(
+    db: FakeDatabase, inventory: FakeInventory, customers: FakeCustomers
+) -> None:
+    placed = await uc.place_order(_cmd(("A", 2), ("B", 1)), db.uow(), inventory, customers)
+    oid = placed.order["id"]
+    inventory.time_out_after_releases = 1  # A is released, then B times out
+    with pytest.raises(DependencyUnavailable):
+        await uc.cancel_order(CancelOrder(oid), db.uow(), inventory, clock=lambda: 100.0)
+    assert inventory.reservations == {("B", oid): 1}
+    assert list(db.tables.cancel_requests) == [oid]
+    # Too young: a cancel may still be running elsewhere.
+    assert await uc.finish_cancels(db.uow(), inventory, older_than=30, clock=lambda: 110.0) == 0
+    still_down = await uc.finish_cancels(db.uow(), inventory, older_than=30, clock=lambda: 200.0)
+    assert still_down == 0 and list(db.tables.cancel_requests) == [oid]
+    inventory.time_out_after_releases = None
+    assert await uc.finish_cancels(db.uow(), inventory, older_than=30, clock=lambda: 200.0) == 1
+    assert inventory.reservations == {} and db.tables.cancel_requests == {}
+    assert (await uc.get_order(oid, db.uow())).status is OrderStatus.CANCELLED
+    assert [type(e) for e in db.tables.outbox] == [OrderPlaced, OrderCancelled]
+
+
+async def test_a_cancel_request_of_an_order_cancelled_elsewhere_is_dropped(
+    db: FakeDatabase, inventory: FakeInventory, customers: FakeCustomers
+) -> None:
+    placed = await uc.place_order(_cmd(("A", 2)), db.uow(), inventory, customers)
+    oid = placed.order["id"]
+    with db.uow() as uow:
+        uow.orders.request_cancel(oid, 1.0)
+        uow.orders.set_status(oid, [OrderStatus.PLACED], OrderStatus.CANCELLED, Origin.LEGACY)
+        uow.commit()
+    assert await uc.finish_cancels(db.uow(), inventory, older_than=0, clock=lambda: 5.0) == 0
+    assert db.tables.cancel_requests == {}
+    assert [type(e) for e in db.tables.outbox] == [OrderPlaced]  # the legacy published its own
+
+
+async def test_events_carry_the_idempotency_key_of_the_order(
+    db: FakeDatabase, inventory: FakeInventory, customers: FakeCustomers
+) -> None:
+    body = {"customer_id": 1, "items": [{"sku": "A", "qty": 1}]}
+    placed = await uc.place_order(
+        _cmd(("A", 1)), db.uow(), inventory, customers, key="k", body=body
+    )
+    await uc.cancel_order(CancelOrder(placed.order["id"]), db.uow(), inventory)
+    expected = KeyRecord("k", body, placed.order)
+    assert [e.idempotency for e in db.tables.outbox] == [expected, expected]
+    assert db.tables.keys["k"].order_id == placed.order["id"]
+
+
+async def test_a_miss_in_the_legacy_range_is_read_repaired(
+    db: FakeDatabase, inventory: FakeInventory
+) -> None:
+    theirs = Order(
+        7, 1, OrderStatus.PLACED, (OrderLine("A", 2, 100),), "2026-01-01T00:00:00Z", Origin.LEGACY
+    )
+    legacy = FakeLegacyOrders([theirs])
+    got = await uc.get_order(7, db.uow(), legacy)
+    assert got.to_json() == theirs.to_json()
+    assert db.tables.orders[7].origin is Origin.LEGACY  # stored: asked once only
+    assert (await uc.get_order(7, db.uow(), legacy)).to_json() == theirs.to_json()
+    assert legacy.calls == [("get", 7)]
+    assert db.tables.outbox == []  # a copy is never published
+    with pytest.raises(NotFound):
+        await uc.get_order(8, db.uow(), legacy)
+    # Ids of the new services are never asked for.
+    with pytest.raises(NotFound):
+        await uc.get_order(NEW_ID_BASE + 5, db.uow(), legacy)
+    assert legacy.calls == [("get", 7), ("get", 8)]
+    # The legacy down: we cannot know, so not 404 but dependency_unavailable (503).
+    legacy.down = True
+    with pytest.raises(DependencyUnavailable) as exc:
+        await uc.get_order(9, db.uow(), legacy)
+    assert exc.value.detail == "legacy unavailable"
+
+
+async def test_cancelling_a_legacy_order_releases_it_and_publishes(
+    db: FakeDatabase, inventory: FakeInventory
+) -> None:
+    theirs = Order(
+        7, 1, OrderStatus.PLACED, (OrderLine("A", 2, 100),), "2026-01-01T00:00:00Z", Origin.LEGACY
+    )
+    inventory.reservations[("A", 7)] = 2  # held through the stock authority by the legacy
+    cancelled = await uc.cancel_order(
+        CancelOrder(7), db.uow(), inventory, FakeLegacyOrders([theirs])
+    )
+    assert cancelled.status is OrderStatus.CANCELLED and inventory.reservations == {}
+    (event,) = db.tables.outbox
+    assert isinstance(event, OrderCancelled) and event.order.id == 7
+    assert db.tables.orders[7].origin is Origin.ORDERS
 
 
 async def test_idempotency_key_replays_and_refuses_other_bodies(
