@@ -65,11 +65,50 @@ async def _release(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _page(request: web.Request, rows: list[dict]) -> web.Response:
+    limit = int(request.query.get("limit", "50"))
+    offset = int(request.query.get("offset", "0"))
+    return _json({"items": rows[offset : offset + limit], "total": len(rows), "generated_at": "x"})
+
+
+async def _items(request: web.Request) -> web.Response:
+    rows = []
+    for sku in sorted(request.app[ITEMS]):
+        price, on_hand = request.app[ITEMS][sku]
+        reserved = sum(q for (s, _), q in request.app[RESERVATIONS].items() if s == sku)
+        rows.append(
+            {
+                "sku": sku,
+                "name": sku,
+                "price_cents": price,
+                "on_hand": on_hand,
+                "reserved": reserved,
+                "available": on_hand - reserved,
+            }
+        )
+    return _page(request, rows)
+
+
+async def _reservations(request: web.Request) -> web.Response:
+    sku = request.match_info["sku"]
+    if sku not in request.app[ITEMS]:
+        return _missing(sku)
+    held = request.app[RESERVATIONS]
+    rows = [
+        {"sku": sku, "order_id": o, "qty": held[(s, o)]}
+        for (s, o) in sorted(held, key=lambda k: k[1])
+        if s == sku
+    ]
+    return _page(request, rows)
+
+
 def inventory_app(items: dict[str, tuple[int, int]]) -> web.Application:
     """Inventory with `items` {sku: (price_cents, on_hand)} and in-memory reservations."""
     app = web.Application()
     app[ITEMS] = items
     app[RESERVATIONS] = {}
+    app.router.add_get("/api/inventory", _items)
+    app.router.add_get("/api/inventory/{sku}/reservations", _reservations)
     app.router.add_get("/api/inventory/{sku}", _item)
     app.router.add_post("/api/inventory/{sku}/reservations", _reserve)
     app.router.add_delete("/api/inventory/{sku}/reservations/{order_id}", _release)
