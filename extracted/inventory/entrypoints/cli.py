@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
@@ -32,7 +31,7 @@ from extracted.inventory.entrypoints.follow import (
     Follower,
 )
 from extracted.inventory.service.backfill import BackfillResult, backfill
-from extracted.inventory.service.check import check_round, handoff_problems
+from extracted.inventory.service.check import check_round, handoff_problems, settle
 from extracted.stock_authority import AUTHORITIES, Authority, stock_authority
 
 log = logging.getLogger("extracted.inventory")
@@ -261,37 +260,31 @@ def _orders_of(url: str) -> list[dict[str, Any]] | None:
         return None
 
 
-def check(db: Database, legacy_url: str, orders_url: str, settle: float) -> int:
-    """Compare both copies and I1/I2 on both sides until clean or `settle` seconds passed.
+def check(db: Database, legacy_url: str, orders_url: str, seconds: float) -> int:
+    """Compare both copies and I1/I2 on both sides until clean or `seconds` passed.
 
-    Lag is never drift: a finding counts only if it kept its exact text in every round of the
-    settle time (a record still changing is in flight). Exit 0 clean, 1 drift, 2 unreachable.
+    Exit 0 clean (or only changes in flight: lag is never drift), 1 drift, 2 unreachable.
     """
     db.ensure_schema()
-    deadline = time.monotonic() + settle
-    persistent: set[str] | None = None
-    rounds = 0
     with ApiReader(legacy_url) as legacy:
-        while True:
-            found = check_round(legacy, uow_factory(db), lambda: _orders_of(orders_url))
-            rounds += 1
-            if not found:
-                print(f"check: copies identical, I1/I2 hold on both sides ({rounds} round(s))")
-                return 0
-            persistent = set(found) if persistent is None else persistent & set(found)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            time.sleep(min(0.5, remaining))
-    drift = [line for line in found if line in persistent]
-    if drift:
-        for line in drift:
-            print(line)
-        print(f"check: {len(drift)} record(s) differ after {settle:g}s", flush=True)
-        return 1
-    for line in found:
+        verdict = settle(
+            lambda: check_round(legacy, uow_factory(db), lambda: _orders_of(orders_url)), seconds
+        )
+    if verdict.clean:
+        print(f"check: copies identical, I1/I2 hold on both sides ({verdict.rounds} round(s))")
+        return 0
+    for line in verdict.drift:
+        print(line)
+    for line in verdict.in_flight:
         print(f"in flight: {line}")
-    print(f"check: {len(found)} record(s) still changing after {settle:g}s (lag, not drift)")
+    if verdict.drift:
+        print(f"check: {len(verdict.drift)} record(s) differ after {seconds:g}s", flush=True)
+        return 1
+    print(
+        f"check: {len(verdict.in_flight)} record(s) still changing after {seconds:g}s "
+        "(lag, not drift)",
+        flush=True,
+    )
     return 0
 
 

@@ -3,7 +3,9 @@ precondition for switching STOCK_AUTHORITY."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from extracted.inventory.domain.compare import find_drift, findings, merge_orders
@@ -66,3 +68,45 @@ def handoff_problems(
             if i.floor > i.version
         ]
     return problems
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of `settle`: drift (findings that held all along), or findings in flight."""
+
+    drift: list[str]
+    in_flight: list[str]
+    rounds: int
+
+    @property
+    def clean(self) -> bool:
+        """No finding at all in the last round."""
+        return not self.drift and not self.in_flight
+
+
+def settle(
+    check: Callable[[], list[str]],
+    seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float = 0.5,
+) -> Verdict:
+    """Run `check` until it finds nothing or `seconds` have passed (at least once).
+
+    Lag is never drift: a finding is drift only if it kept its exact text in every round since
+    the first; findings of the last round that changed or appeared meanwhile are in flight.
+    """
+    deadline = clock() + seconds
+    persistent: set[str] | None = None
+    rounds = 0
+    while True:
+        found = check()
+        rounds += 1
+        if not found:
+            return Verdict([], [], rounds)
+        persistent = set(found) if persistent is None else persistent & set(found)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            drift = [line for line in found if line in persistent]
+            return Verdict(drift, [line for line in found if line not in persistent], rounds)
+        sleep(min(interval, remaining))

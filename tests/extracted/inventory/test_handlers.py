@@ -19,7 +19,7 @@ from extracted.inventory.domain import (
 from extracted.inventory.domain.backfill import Progress
 from extracted.inventory.service import handlers
 from extracted.inventory.service.backfill import backfill
-from extracted.inventory.service.check import check_round, handoff_problems
+from extracted.inventory.service.check import check_round, handoff_problems, settle
 from extracted.inventory.service.handlers import Release, Reserve, Restock
 from extracted.inventory.service.views import item_json
 from tests.extracted.inventory.fakes import FakeDatabase, FakeLegacy
@@ -175,3 +175,38 @@ def test_handoff_problems_name_everything_in_flight() -> None:
     ]
     # Towards legacy the floor does not matter (this service is the authority then).
     assert len(handoff_problems("legacy", legacy, fake, 0, {})) == 1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    "rounds,drift,in_flight",
+    [
+        ([[]], [], []),  # clean at once
+        ([["a"], ["a"], []], [], []),  # lag that caught up
+        ([["a", "b"]] * 30, ["a", "b"], []),  # the same findings all along: drift
+        ([["a", "x1"], ["a", "x2"], ["a", "x3"]] * 10, ["a"], ["x3"]),  # x keeps changing
+        ([[f"x{i}"] for i in range(30)], [], ["x20"]),  # always different: in flight, not drift
+    ],
+)
+def test_settle_reports_only_what_held_for_the_whole_settle_time(
+    rounds: list[list[str]], drift: list[str], in_flight: list[str]
+) -> None:
+    clock, answers = FakeClock(), iter(rounds)
+    verdict = settle(lambda: next(answers), 10.0, clock, clock.sleep, interval=0.5)
+    assert (verdict.drift, verdict.in_flight) == (drift, in_flight)
+    assert clock.now <= 10.0
+
+
+def test_settle_zero_seconds_is_one_round() -> None:
+    verdict = settle(lambda: ["a"], 0.0, FakeClock())
+    assert (verdict.drift, verdict.rounds) == (["a"], 1)
