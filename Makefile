@@ -40,5 +40,12 @@ fmt: install
 bench: install
 	bash bench/gateway.sh
 
+## The data-flow benchmark (SPEC §3 I5): change lag, sync CPU per change at 200 vs 200k orders, idle CPU.
+## make bench-dataflow DATAFLOW_ARGS="--quick"   (also --redis; results in bench/dataflow/results/)
+DATAFLOW_ARGS ?=
+.PHONY: bench-dataflow
+bench-dataflow: install
+	$(BIN)/python -m bench.dataflow $(DATAFLOW_ARGS)
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
