@@ -68,6 +68,10 @@ def backfill(
                 position=position,
                 complete=not states or position >= total,
             )
+            # Another backfill (serve's and sync --follow's may run at once) got further.
+            saved = uow.sync_state.get(JOB)
+            if saved.complete or saved.position > progress.position:
+                progress = saved
             uow.sync_state.save(JOB, progress, clock())
             uow.commit()
         result.counts.add(page)

@@ -210,3 +210,17 @@ def test_settle_reports_only_what_held_for_the_whole_settle_time(
 def test_settle_zero_seconds_is_one_round() -> None:
     verdict = settle(lambda: ["a"], 0.0, FakeClock())
     assert (verdict.drift, verdict.rounds) == (["a"], 1)
+
+
+def test_concurrent_backfills_never_move_the_progress_back() -> None:
+    fake, items = FakeDatabase(), list(legacy_of(6).items())
+    fake.progress["backfill"] = Progress("SKU-0004", 4, False)
+
+    class Racing(FakeLegacy):
+        def item_page(self, offset: int) -> tuple[list[ItemState], int]:
+            page = super().item_page(offset)
+            fake.progress["backfill"] = Progress("SKU-0006", 6, True)  # another run finished
+            return page
+
+    result = backfill(Racing(*items, page_size=2), fake, clock)
+    assert result.progress == fake.progress["backfill"] == Progress("SKU-0006", 6, True)
