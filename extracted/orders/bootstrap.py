@@ -23,6 +23,7 @@ from extracted.orders.adapters.legacy_orders import HttpLegacyOrders
 from extracted.orders.adapters.orm import create_tables, outbox
 from extracted.orders.adapters.unit_of_work import SqlUnitOfWork
 from extracted.orders.config import Settings
+from extracted.orders.domain.errors import DependencyUnavailable
 from extracted.orders.entrypoints.api import DEPS, Deps, create_app
 from extracted.orders.service.backfill import BackfillReport, backfill_until_complete
 from extracted.orders.service.orders import finish_cancels
@@ -50,8 +51,12 @@ class Wiring:
 
 
 @contextlib.asynccontextmanager
-async def wired(settings: Settings) -> AsyncIterator[Wiring]:
-    """Open the database (tables created) and the dependency clients; close them after."""
+async def wired(settings: Settings, *, wait_for_database: bool = True) -> AsyncIterator[Wiring]:
+    """Open the database (tables created) and the dependency clients; close them after.
+
+    Long-running processes wait for a database that is down; one-shot commands pass
+    `wait_for_database=False` and get DependencyUnavailable instead.
+    """
     engine = make_engine(settings.database_url)
     inventory_http = make_client(
         settings.inventory_url,
@@ -62,7 +67,7 @@ async def wired(settings: Settings) -> AsyncIterator[Wiring]:
         settings.legacy_url, timeout=settings.http_timeout, connect_timeout=settings.connect_timeout
     )
     try:
-        await _create_tables(engine)
+        await _create_tables(engine, wait=wait_for_database)
         inventory: InventoryPort = HttpInventory(inventory_http, breaker("inventory", settings))
         if settings.crash_after_reserve:
             inventory = CrashAfterFirstReserve(inventory)
@@ -81,14 +86,16 @@ async def wired(settings: Settings) -> AsyncIterator[Wiring]:
         engine.dispose()
 
 
-async def _create_tables(engine: sa.Engine) -> None:
-    """Create the tables, waiting for a database that is not up yet (never crash-loop)."""
+async def _create_tables(engine: sa.Engine, *, wait: bool) -> None:
+    """Create the tables; with `wait`, wait for a database that is not up yet (no crash loop)."""
     delay = 0.5
     while True:
         try:
             await asyncio.to_thread(create_tables, engine)
             return
         except sa.exc.DBAPIError as exc:
+            if not wait:
+                raise DependencyUnavailable("database") from exc
             log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

@@ -44,7 +44,12 @@ class HttpStock:
             except (KeyError, TypeError, ValueError) as exc:
                 raise DependencyUnavailable(self.breaker.name) from exc
 
-        pairs = await asyncio.gather(*(held(sku) for sku in on_hand))
+        try:
+            async with asyncio.TaskGroup() as reads:  # the first failure cancels the rest
+                tasks = [reads.create_task(held(sku)) for sku in on_hand]
+        except* DependencyUnavailable as failed:
+            raise failed.exceptions[0] from None
+        pairs = [t.result() for t in tasks]
         return Stock(on_hand=on_hand, reservations={s: r for s, r in pairs if r})
 
     async def _all(self, path: str) -> list[dict[str, Any]]:

@@ -81,9 +81,7 @@ class OrdersConsumer:
         delay = BACKOFF_START
         while not self.stopping.is_set():
             try:
-                deliveries = await self.bus.read(
-                    self.group, self.consumer, count=self.batch, block_ms=self.block_ms
-                )
+                deliveries = await self._read_unless_stopped()
             except Exception as exc:  # the bus is down or restarting
                 log.warning("event bus unavailable (%s); retrying in %.1fs", exc, delay)
                 await self._sleep(delay)
@@ -92,6 +90,23 @@ class OrdersConsumer:
             delay = BACKOFF_START
             if deliveries:
                 await self.process(deliveries)
+
+    async def _read_unless_stopped(self) -> list[Delivery]:
+        """One blocking read, abandoned when told to stop (what it took stays pending)."""
+        read = asyncio.ensure_future(
+            self.bus.read(self.group, self.consumer, count=self.batch, block_ms=self.block_ms)
+        )
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not read.done():
+            read.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await read
+            return []
+        return read.result()
 
     async def drain(self, block_ms: int = 200) -> ConsumerStats:
         """Consume until a read comes back empty (tests, one-shot tools)."""

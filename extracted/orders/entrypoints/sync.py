@@ -44,18 +44,22 @@ def parse_duration(text: str) -> float:
 
 
 async def run_backfill(settings: Settings, *, restart: bool = False, out: Out = _print) -> int:
-    """`sync`: run or resume the backfill once; 2 when the legacy cannot be read."""
-    async with wired(settings) as w:
-        if restart:
-            await backfill_job.restart(w.uow())
-        try:
-            report = await backfill_job.backfill(
-                w.uow(), w.legacy_orders, page_size=settings.backfill_page
-            )
-        except DependencyUnavailable as exc:
-            done = await _progress_or_none(w)
-            out(f"sync failed: {exc.detail} (progress kept: {done} orders read)")
-            return EXIT_UNREACHABLE
+    """`sync`: run or resume the backfill once; 2 when the legacy or the database is down."""
+    try:
+        async with wired(settings, wait_for_database=False) as w:
+            if restart:
+                await backfill_job.restart(w.uow())
+            try:
+                report = await backfill_job.backfill(
+                    w.uow(), w.legacy_orders, page_size=settings.backfill_page
+                )
+            except DependencyUnavailable as exc:
+                done = await _progress_or_none(w)
+                out(f"sync failed: {exc.detail} (progress kept: {done} orders read)")
+                return EXIT_UNREACHABLE
+    except DependencyUnavailable as exc:
+        out(f"sync failed: {exc.detail}")
+        return EXIT_UNREACHABLE
     out(report.summary())
     return EXIT_OK
 
@@ -119,22 +123,26 @@ async def _until_stopped(worker: OrdersConsumer, job: Coroutine[Any, Any, object
 
 
 async def run_check(settings: Settings, *, settle: float, out: Out = _print) -> int:
-    """`sync --check`: 0 clean (lag included), 1 drift, 2 legacy/inventory unreachable."""
-    async with wired(settings) as w:
-        inventory = HttpStock(w.inventory_http, breaker("inventory", settings))
-        legacy_stock = HttpStock(w.legacy_http, breaker("legacy", settings))
+    """`sync --check`: 0 clean (lag included), 1 drift, 2 legacy/inventory/database down."""
+    try:
+        async with wired(settings, wait_for_database=False) as w:
+            inventory = HttpStock(w.inventory_http, breaker("inventory", settings))
+            legacy_stock = HttpStock(w.legacy_http, breaker("legacy", settings))
 
-        async def probe() -> dict[str, str]:
-            snap = await drift_check.snapshot(
-                w.uow(), w.legacy_orders, legacy_stock, inventory, page_size=settings.backfill_page
-            )
-            return drift_check.findings(snap)
+            async def probe() -> dict[str, str]:
+                snap = await drift_check.snapshot(
+                    w.uow(),
+                    w.legacy_orders,
+                    legacy_stock,
+                    inventory,
+                    page_size=settings.backfill_page,
+                )
+                return drift_check.findings(snap)
 
-        try:
             verdict = await drift_check.settle(probe, window=settle)
-        except DependencyUnavailable as exc:
-            out(f"cannot check: {exc.detail}")
-            return EXIT_UNREACHABLE
+    except DependencyUnavailable as exc:
+        out(f"cannot check: {exc.detail}")
+        return EXIT_UNREACHABLE
     for text in sorted(verdict.drift.values()):
         out(text)
     if verdict.drift:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from extracted.invariants import conservation, oversold
+from extracted.orders.domain.errors import DependencyUnavailable
 from extracted.orders.domain.model import OrderStatus
 from extracted.orders.service.ports import LegacyOrdersPort, Stock, StockPort
 from extracted.orders.service.unit_of_work import UnitOfWork
@@ -53,8 +54,18 @@ async def snapshot(
             busy.update(uow.orders.cancel_requests(float("inf")))
             return visible, frozenset(busy)
 
-    theirs, legacy_held, inventory_held = await asyncio.gather(
-        _all_orders(legacy, page_size), legacy_stock.snapshot(), inventory.snapshot()
+    try:
+        # A TaskGroup: the first side that fails cancels the other reads.
+        async with asyncio.TaskGroup() as reads:
+            theirs_task = reads.create_task(_all_orders(legacy, page_size))
+            legacy_task = reads.create_task(legacy_stock.snapshot())
+            inventory_task = reads.create_task(inventory.snapshot())
+    except* DependencyUnavailable as failed:
+        raise failed.exceptions[0] from None
+    theirs, legacy_held, inventory_held = (
+        theirs_task.result(),
+        legacy_task.result(),
+        inventory_task.result(),
     )
     # Ours last: an order placed here during the pass is then in both or in ours only.
     visible, busy = await asyncio.to_thread(ours)

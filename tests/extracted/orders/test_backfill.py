@@ -182,6 +182,11 @@ def test_sync_exits_2_while_the_legacy_is_down_and_keeps_nothing_half_done(
     assert code == 2 and "sync failed: legacy unavailable" in out, out
 
 
+def test_sync_exits_2_when_its_own_database_is_down(legacy_url: str) -> None:
+    code, out = _sync("postgresql://nobody@127.0.0.1:1/none", legacy_url)
+    assert code == 2 and "sync failed: database unavailable" in out, out
+
+
 def test_help_names_every_mode() -> None:
     done = procs.run_cli(["-m", "extracted.orders", "sync", "--help"], timeout=60)
     assert done.returncode == 0
