@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from extracted.inventory.adapters.orm import items, reservations, sync_state
 from extracted.inventory.domain.backfill import Progress
@@ -180,8 +182,10 @@ class SqlAlchemySyncState:
             "complete": progress.complete,
             "updated_at": now,
         }
-        done = self.conn.execute(
-            sync_state.update().where(sync_state.c.name == name).values(**values)
+        # One statement: two backfills saving at once must not collide on the first insert.
+        dialect = self.conn.dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(sync_state).values(name=name, **values)
+        self.conn.execute(
+            statement.on_conflict_do_update(index_elements=[sync_state.c.name], set_=values)
         )
-        if done.rowcount == 0:
-            self.conn.execute(sync_state.insert().values(name=name, **values))

@@ -131,7 +131,7 @@ def backfill_until_complete(db: Database, legacy_url: str, stop: threading.Event
         except UNAVAILABLE as exc:
             delay = backoff.next()
             log.warning(
-                "backfill: waiting for the legacy/database (%s); retry in %.1fs", exc, delay
+                "backfill: waiting for the legacy/database (%s); retry in %.1fs", _short(exc), delay
             )
             stop.wait(delay)
             continue
@@ -139,6 +139,11 @@ def backfill_until_complete(db: Database, legacy_url: str, stop: threading.Event
             log.info("backfill complete: %s", result.counts.summary())
         return True
     return False
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an error (SQLAlchemy's carry the statement and its parameters)."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 # --- serve ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -213,3 +214,29 @@ def test_a_database_of_the_previous_release_gets_the_version_columns(tmp_path: P
         assert handlers.restock(Restock("SKU-1", 1), uow_factory(db)).version == 1
     finally:
         db.dispose()
+
+
+def test_two_transactions_saving_the_first_progress_at_once_do_not_collide(
+    database: Database,
+) -> None:
+    uows = uow_factory(database)
+    saved = threading.Event()
+
+    def first() -> None:
+        with uows(True) as uow:
+            uow.sync_state.save("backfill", Progress("SKU-2", 2, False), NOW)
+            saved.set()
+            time.sleep(0.3)  # the second one waits for this row meanwhile (PostgreSQL)
+            uow.commit()
+
+    def second() -> None:
+        assert saved.wait(10)
+        with uows(True) as uow:
+            uow.sync_state.save("backfill", Progress("SKU-4", 4, False), NOW)
+            uow.commit()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for future in [pool.submit(first), pool.submit(second)]:
+            future.result(timeout=30)
+    with uows(False) as uow:
+        assert uow.sync_state.get("backfill") == Progress("SKU-4", 4, False)
