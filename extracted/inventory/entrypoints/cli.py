@@ -336,7 +336,8 @@ def handoff_steps(to: Authority) -> list[str]:
         f"(legacy-consumer, inventory-sync, orders-sync, and the {old}'s outbox relay).",
         f"2. Wait until `python -m extracted.inventory handoff --to {to} --check` exits 0: both "
         f"copies identical, the inventory outbox relayed, no unacked events in the 'legacy' or "
-        f"'inventory' groups, no mirrored write awaiting its event.",
+        f"'inventory' groups"
+        + (", no mirrored write awaiting its event." if to == "inventory" else "."),
         f"3. Set STOCK_AUTHORITY={to} for EVERY process of the deployment (legacy, "
         f"legacy-consumer, inventory, inventory-sync, orders, orders-sync) and restart them all "
         f"while writes are still stopped; no process may keep STOCK_AUTHORITY={old}.",
