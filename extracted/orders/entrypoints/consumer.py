@@ -27,6 +27,9 @@ from extracted.orders.service.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 GROUP = "orders"
+# Below 5 s on purpose: redis-py 8 applies socket_connect_timeout (5 s in RedisStreamBus) as the
+# read timeout too, so a 5 s XREADGROUP BLOCK on an idle stream fails with a timeout.
+BLOCK_MS = 2000
 BACKOFF_START = 0.2
 BACKOFF_MAX = 10.0
 
@@ -59,7 +62,7 @@ class OrdersConsumer:
         consumer: str | None = None,
         group: str = GROUP,
         batch: int = 100,
-        block_ms: int = 5000,
+        block_ms: int = BLOCK_MS,
     ) -> None:
         self.bus = bus
         self.uow = uow

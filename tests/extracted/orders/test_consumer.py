@@ -172,3 +172,22 @@ async def test_a_bus_that_is_down_is_retried_not_fatal(
         await asyncio.wait_for(task, 10)
     await bus.close()
     assert any("event bus unavailable" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_idle_consumer_on_redis_waits_quietly(
+    engine: sa.Engine, redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # redis-py 8 times a read out after socket_connect_timeout (5 s in RedisStreamBus): the
+    # blocking read must stay below it, or an idle stack logs an outage every 5 s.
+    bus = RedisStreamBus(redis_url, f"{redis_prefix}:idle")
+    consumer = OrdersConsumer(bus, lambda: SqlUnitOfWork(engine), consumer="c1")
+    with caplog.at_level(logging.WARNING, "extracted.orders.entrypoints.consumer"):
+        task = asyncio.create_task(consumer.run())
+        await asyncio.sleep(6.5)
+        consumer.stopping.set()
+        await asyncio.wait_for(task, 10)
+    try:
+        assert [r.getMessage() for r in caplog.records] == []
+    finally:
+        await bus._redis.delete(bus.stream)
+        await bus.close()
