@@ -22,6 +22,9 @@ log = logging.getLogger("extracted.inventory.follow")
 
 GROUP = "inventory"
 DEFAULT_CONSUMER = "inventory-sync"
+# Below RedisStreamBus's 5 s socket_connect_timeout, which redis-py also applies to reads: a
+# longer blocking read would time out on an idle stream and look like an outage.
+BLOCK_MS = 2000
 MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
 
@@ -54,7 +57,7 @@ class Follower:
         authority: Authority,
         *,
         consumer: str = DEFAULT_CONSUMER,
-        block_ms: int = 5000,
+        block_ms: int = BLOCK_MS,
         prepare: Callable[[], None] = lambda: None,
         clock: Clock = utc_now,
     ) -> None:

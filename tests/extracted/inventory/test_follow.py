@@ -261,3 +261,26 @@ def check_follower(legacy_url: str, db: Database, follower: procs.Proc) -> None:
     start = cpu_seconds(follower.pid)
     time.sleep(3.0)
     assert cpu_seconds(follower.pid) - start < 0.3
+
+
+@pytest.mark.redis
+async def test_an_idle_follower_on_redis_sees_no_outage(
+    redis_url: str, redis_prefix: str, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = f"{redis_prefix}:shop.events"
+    bus = RedisStreamBus(redis_url, stream)
+    follower = Follower(bus, uow_factory(db), "legacy")
+    try:
+        await follower.ensure_group()
+        with caplog.at_level(logging.WARNING):
+            task = asyncio.create_task(follower.run())
+            await asyncio.sleep(6.5)  # longer than the client's 5 s read timeout
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert "event bus read failed" not in caplog.text
+    finally:
+        await bus.close()
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        client.delete(stream)
+        client.close()
