@@ -283,15 +283,18 @@ def next_id(session: Session, model: type[Customer] | type[Order]) -> int:
     table = model.__tablename__
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_IDS[table]})
-    current = int(session.scalar(select(func.max(model.id)).where(model.id < ID_CEILING)) or 0)
+    highest = [select(func.max(model.id)).where(model.id < ID_CEILING)]
     if model is Order:
-        # Reservations may name order ids the legacy has not allocated yet; never reuse those.
-        held = session.scalar(
-            select(func.max(Reservation.order_id)).where(Reservation.order_id < ID_CEILING)
-        )
-        pending = session.scalar(select(func.max(PendingOrder.order_id)))
-        current = max(current, int(held or 0), int(pending or 0))
-    nxt = current + 1
+        # Reservations may name order ids the legacy has not allocated yet, and a pending
+        # order (a saga in flight) holds its id until it is stored: never reuse those.
+        highest += [
+            select(func.max(Reservation.order_id)).where(Reservation.order_id < ID_CEILING),
+            select(func.max(PendingOrder.order_id)),
+        ]
+    # ONE statement, so one snapshot under PostgreSQL's READ COMMITTED: a saga that moves its id
+    # from pending_orders to orders in one commit is seen in one table or the other, never neither.
+    row = session.execute(select(*(func.coalesce(q.scalar_subquery(), 0) for q in highest))).one()
+    nxt = max(int(v) for v in row) + 1
     if nxt >= ID_CEILING:
         raise RuntimeError(f"legacy id space of {table} exhausted")
     return nxt

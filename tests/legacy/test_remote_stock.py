@@ -263,3 +263,31 @@ def test_one_idempotency_key_places_one_order_even_concurrently(remote: Remote) 
         "/api/orders", json={**ORDER, "customer_id": 2}, headers={"Idempotency-Key": "same"}
     )
     assert other.status_code == 422
+
+
+def test_concurrent_sagas_never_share_an_order_id(remote: Remote) -> None:
+    # Regression: with the id allocation reading orders and pending_orders in two statements,
+    # PostgreSQL's READ COMMITTED could see a saga's id in neither table while it moved from
+    # one to the other, and hand it out twice (a 500 on orders_pkey under mixed traffic).
+    remote.model.on_hand |= {"SKU-A": 10_000, "SKU-B": 10_000}
+    statuses: list[int] = []
+    ids: list[int] = []
+    lock = threading.Lock()
+
+    def place(n: int) -> None:
+        client = remote.app.test_client()
+        for _ in range(n):
+            r = client.post("/api/orders", json=ORDER)
+            with lock:
+                statuses.append(r.status_code)
+                if r.status_code == 201:
+                    ids.append(r.get_json()["id"])
+
+    threads = [threading.Thread(target=place, args=(6,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert statuses.count(201) == 48, statuses
+    assert len(set(ids)) == 48
+    assert remote.count(Order) == 48
