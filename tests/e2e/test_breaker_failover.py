@@ -32,6 +32,7 @@ def test_orders_killed_under_load_falls_back_to_legacy_then_recovers(tmp_path):
         "REDIS_URL": "",
         "LEGACY_URL": url["legacy"],
         "INVENTORY_URL": url["inventory"],
+        "STOCK_AUTHORITY": "inventory",  # as the demo stack runs
     }
     legacy_env = {**common, "LEGACY_DATABASE_URL": f"sqlite:///{tmp_path}/legacy.db"}
     inv_env = {**common, "INVENTORY_DATABASE_URL": f"sqlite:///{tmp_path}/inventory.db"}
