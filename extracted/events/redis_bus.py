@@ -19,6 +19,8 @@ from extracted.events.schema import Event
 
 DEFAULT_STREAM = "shop.events"
 DEFAULT_CLAIM_IDLE_MS = 30_000
+# The longest blocking read the bus allows (a longer `block_ms` is capped to it).
+MAX_BLOCK_MS = 20_000
 
 _Entry = tuple[bytes | str, dict[bytes, bytes] | None]
 
@@ -62,8 +64,14 @@ class RedisStreamBus(EventParking, EventBus):
         self.claim_idle_ms = claim_idle_ms
         # approximate trimming keeps memory bounded when set; None keeps the whole history
         self.maxlen = maxlen
-        # no socket_timeout: a blocking XREADGROUP must be allowed to wait for block_ms
-        self._redis = aioredis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        # An explicit read timeout well above any block a consumer asks for: redis-py 8 falls back
+        # to socket_connect_timeout for reads, which cut an idle 5 s XREADGROUP short.
+        self._redis = aioredis.from_url(
+            url,
+            socket_connect_timeout=5,
+            socket_timeout=MAX_BLOCK_MS / 1000 + 10,
+            health_check_interval=30,
+        )
         self._groups: set[str] = set()
         self._readers: dict[tuple[str, str], _ReaderState] = {}
 
@@ -121,7 +129,11 @@ class RedisStreamBus(EventParking, EventBus):
                 return deliveries
             state.next_claim_at = now + min(self.claim_idle_ms / 2000, 5.0)
         reply = await self._redis.xreadgroup(
-            group, consumer, {self.stream: ">"}, count=count, block=max(block_ms, 0) or None
+            group,
+            consumer,
+            {self.stream: ">"},
+            count=count,
+            block=min(max(block_ms, 0), MAX_BLOCK_MS) or None,
         )
         return await self._deliver(group, _entries(reply))
 

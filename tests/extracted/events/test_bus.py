@@ -220,3 +220,14 @@ async def test_sigkilled_consumer_mid_batch_is_processed_exactly_once(
         assert await survivor.pending_count("g") == 0  # type: ignore[attr-defined]
     finally:
         store.close()
+
+
+async def test_an_idle_blocking_read_longer_than_the_connect_timeout_returns_empty(
+    make_bus: MakeBus,
+) -> None:
+    # Regression: redis-py 8 used the 5 s connect timeout as the read timeout, so an idle
+    # consumer blocking 6 s got a TimeoutError (logged as an outage every few seconds).
+    bus = make_bus()
+    started = time.monotonic()
+    assert await bus.read("g", "idle", block_ms=6000) == []
+    assert time.monotonic() - started >= 5.5
