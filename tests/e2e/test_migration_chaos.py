@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -208,13 +209,13 @@ def _sync_check(stack: Stack, service: str) -> tuple[int, str]:
 def test_migration_chaos(stack: Stack, backing: Backing) -> None:
     """Mixed traffic on both sides, breaker flips, SIGKILL + restart of every process: I1-I4."""
     urls = _urls(stack)
-    ledger = Ledger()
     with diagnosed(stack), httpx.Client(timeout=10.0) as client:
-        t0 = time.monotonic()
         plan, base = _prepare(client, stack)
+        ledger = Ledger()
+        t0 = ledger.t0
         driver = Driver(urls, plan, ledger, max_keys=MAX_KEYS)
         watch = checks.Watch(urls, plan.contended)
-        monkey = Monkey(stack)
+        monkey = Monkey(stack, t0=t0)
         watch.start()
         driver.start()
         try:
@@ -281,5 +282,8 @@ def test_migration_chaos(stack: Stack, backing: Backing) -> None:
             failures.append(
                 f"inventory sync --check exit {inventory_check[0]}:\n{inventory_check[1]}"
             )
+        named = sorted({int(n) for f in failures for n in re.findall(r"order (\d+)", f)})
+        for oid in named[:20]:
+            failures.append(f"history of order {oid}: " + "; ".join(ledger.history.get(oid, [])))
         assert ledger.accepted and ledger.cancel_ok, "the traffic placed or cancelled nothing"
         assert not failures, "\n".join(failures)

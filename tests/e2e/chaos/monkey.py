@@ -45,7 +45,7 @@ class Monkey:
     log: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     thread: threading.Thread | None = None
-    t0: float = field(default_factory=time.monotonic)
+    t0: float = field(default_factory=time.monotonic)  # the log's time origin (the ledger's)
 
     def _note(self, what: str) -> None:
         self.log.append(f"{time.monotonic() - self.t0:6.1f}s {what}")
@@ -70,7 +70,6 @@ class Monkey:
 
     def run(self) -> None:
         """The whole script (errors are kept, and the remaining steps still run)."""
-        self.t0 = time.monotonic()
         for step, arg in SCRIPT:
             try:
                 self.flip(arg) if step == "flip" else self.kill(arg)

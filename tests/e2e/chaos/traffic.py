@@ -80,12 +80,20 @@ class Ledger:
     fake_reservations: set[tuple[str, int]] = field(default_factory=set)
     released: set[tuple[str, int]] = field(default_factory=set)
     counts: Counter = field(default_factory=Counter)
+    # order id -> what clients did to it and what they got back, for failure messages
+    history: dict[int, list[str]] = field(default_factory=dict)
+    t0: float = field(default_factory=time.monotonic)
     unknown_places: int = 0
     failures: list[str] = field(default_factory=list)
 
     def count(self, what: str, n: int = 1) -> None:
         with self.lock:
             self.counts[what] += n
+
+    def note(self, order_id: int, what: str) -> None:
+        with self.lock:
+            line = f"{time.monotonic() - self.t0:6.1f}s {what}"
+            self.history.setdefault(order_id, []).append(line)
 
     def fail(self, what: str) -> None:
         with self.lock:
@@ -200,6 +208,7 @@ class Driver:
             return None
         if r.status_code == 201:
             order = r.json()
+            self.ledger.note(int(order["id"]), f"{op} via {self.via(side, r)}: 201")
             if order.get("status") != "placed" or order.get("customer_id") != body["customer_id"]:
                 self._unexpected(op, side, "/api/orders", r)
             self.ledger.accept(side, order, cancellable=key is None)
@@ -216,6 +225,10 @@ class Driver:
             self.ledger.cancel_tried.add(order_id)
         path = f"/api/orders/{order_id}/cancel"
         r = self.request(client, "cancel", side, "POST", path)
+        outcome = "no answer" if r is None else f"{r.status_code} {r.text[:80]}"
+        self.ledger.note(
+            order_id, f"cancel via {side if r is None else self.via(side, r)}: {outcome}"
+        )
         if r is None:
             return
         if r.status_code == 200:
