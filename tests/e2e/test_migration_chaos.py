@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.e2e.chaos import checks
+from tests.e2e.chaos.faults import LossyRelay
 from tests.e2e.chaos.monkey import Monkey
 from tests.e2e.chaos.stack import Backing, Stack, launched, postgres_backing, sqlite_backing
 from tests.e2e.chaos.traffic import Driver, Ledger, Plan
@@ -167,6 +168,72 @@ def test_steady_traffic_converges(stack: Stack) -> None:
         print(
             f"STEADY {stack.backing.name}: accepted={accepted}/{len(answered)} problems={len(found)}"
         )
+        assert not found, "\n".join(found)
+
+
+@pytest.fixture
+def lossy(tmp_path: Path) -> Iterator[tuple[Stack, LossyRelay]]:
+    """The legacy and the orders service (not the gateway) reach the inventory service through a
+    relay that can lose the answers; SQLite backing: what is tested is the protocol, not the DB."""
+    relays: list[LossyRelay] = []
+
+    def configure(stack: Stack) -> list[str]:
+        relays.append(LossyRelay(stack.ports["inventory"]))
+        via = {"INVENTORY_URL": relays[0].url}
+        stack.overrides = {n: via for n in ("legacy", "legacy-consumer", "orders", "orders-sync")}
+        return ["legacy", "legacy-consumer", "inventory", "orders", "orders-sync"]
+
+    try:
+        with launched(tmp_path, sqlite_backing(tmp_path), configure) as stack:
+            yield stack, relays[0]
+    finally:
+        for relay in relays:
+            relay.close()
+
+
+def test_a_cancel_whose_release_answer_is_lost_still_conserves_stock(
+    lossy: tuple[Stack, LossyRelay],
+) -> None:
+    """A cancel's release reaches the stock authority, its answer is lost (the authority was
+    SIGKILLed after its commit, or the path dropped). Whatever the client is told, both sides
+    end consistent (I2): the order placed and its stock still reserved, or the order cancelled
+    and its stock free. (The orders service journals the cancel before releasing; this is the
+    case the chaos run hits when a kill lands between a release and its answer.)"""
+    stack, relay = lossy
+    found: list[str] = []
+    inventory = stack.url("inventory")
+    with diagnosed(stack), httpx.Client(timeout=10.0) as client:
+        placed = {}
+        for side, sku in (("legacy", "SKU-0180"), ("orders", "SKU-0181")):
+            body = {"customer_id": 5, "items": [{"sku": sku, "qty": 1}]}
+            order = _place(client, stack.url(side), body, found)
+            assert order is not None, found
+            with relay.losing():
+                r = client.post(f"{stack.url(side)}/api/orders/{order['id']}/cancel")
+            print(f"cancel via {side} with the release's answer lost: {r.status_code} {r.text}")
+            placed[side] = (order["id"], sku, r.status_code)
+        assert relay.lost >= 2, "the relay lost no answer: the test did not test anything"
+
+        def state(side: str, order_id: int, sku: str) -> tuple[str, bool]:
+            status = client.get(f"{stack.url(side)}/api/orders/{order_id}").json()["status"]
+            held = client.get(f"{inventory}/api/inventory/{sku}/reservations?limit=500").json()
+            return status, any(x["order_id"] == order_id for x in held["items"])
+
+        consistent = {("placed", True), ("cancelled", False)}
+        deadline = time.monotonic() + 20  # legacy reconciliation runs every 5 s, grace 3 s
+        while True:
+            now = {side: state(side, oid, sku) for side, (oid, sku, _) in placed.items()}
+            if all(v in consistent for v in now.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        for side, (oid, sku, answered) in placed.items():
+            status, held = now[side]
+            if (status, held) not in consistent:
+                found.append(
+                    f"{side}: order {oid} is {status} but the authority "
+                    f"{'still holds' if held else 'holds no'} {sku} for it, 20 s after its "
+                    f"cancel was answered {answered}"
+                )
         assert not found, "\n".join(found)
 
 

@@ -14,7 +14,7 @@ import shlex
 import signal
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +148,8 @@ class Stack:
             "EVENTS_CLAIM_IDLE_MS": "2000",
             **backing.env,
         }
+        # Extra environment of single entries (fault injection); the rest share `env`.
+        self.overrides: dict[str, dict[str, str]] = {}
         self.procs: dict[str, procs.Proc] = {}
         self.starts: dict[str, int] = {}
 
@@ -167,8 +169,9 @@ class Stack:
     def spawn(self, name: str) -> procs.Proc:
         """Start entry `name` (log appended to `name.log`) without waiting for it."""
         self.starts[name] = self.starts.get(name, 0) + 1
+        env = {**self.env, **self.overrides.get(name, {})}
         proc = procs.start(
-            self.commands[name], log_dir=self.work, name=name, env=self.env, cwd=self.work
+            self.commands[name], log_dir=self.work, name=name, env=env, cwd=self.work
         )
         self.procs[name] = proc
         return proc
@@ -197,12 +200,13 @@ class Stack:
         except Exception as exc:
             raise RuntimeError(f"{name} not ready: {exc}\n{self.tail(name)}") from exc
 
-    def start_all(self) -> None:
-        """Every entry at once, as honcho does; then wait until each is ready."""
-        for name in self.commands:
+    def start_all(self, names: Iterable[str] | None = None) -> None:
+        """Every entry (or those named) at once, as honcho does; then wait until each is ready."""
+        names = list(self.commands if names is None else names)
+        for name in names:
             self.spawn(name)
-        with ThreadPoolExecutor(len(self.commands)) as pool:
-            list(pool.map(self.wait_ready, self.commands))
+        with ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(self.wait_ready, names))
 
     def kill(self, name: str) -> None:
         """SIGKILL the entry's whole process group (gunicorn's workers included) and reap it."""
@@ -267,12 +271,17 @@ class Stack:
 
 
 @contextlib.contextmanager
-def launched(work: Path, backing: Backing) -> Iterator[Stack]:
-    """Seed, start every Procfile entry, yield; always stop them and clean the backing up."""
+def launched(
+    work: Path, backing: Backing, configure: Callable[[Stack], Iterable[str] | None] | None = None
+) -> Iterator[Stack]:
+    """Seed, start every Procfile entry, yield; always stop them and clean the backing up.
+
+    `configure(stack)` may set `stack.overrides` and return the names of the entries to start.
+    """
     stack = Stack(work, backing)
     try:
         stack.seed()
-        stack.start_all()
+        stack.start_all(configure(stack) if configure else None)
         yield stack
     finally:
         try:
