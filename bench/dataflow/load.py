@@ -208,14 +208,26 @@ class LoadStats:
     by_status: dict[str, int] = field(default_factory=dict)
     changes: int = 0  # successful writes that must show on the other side
     errors: list[str] = field(default_factory=list)
+    latency: dict[str, list[float]] = field(default_factory=dict)  # seconds, per request kind
 
-    def count(self, what: str, status: int | str) -> None:
+    def count(self, what: str, status: int | str, seconds: float) -> None:
         self.requests += 1
         key = f"{what} {status}"
         self.by_status[key] = self.by_status.get(key, 0) + 1
+        self.latency.setdefault(what, []).append(seconds)
 
     def summary(self) -> str:
         return ", ".join(f"{k}: {v}" for k, v in sorted(self.by_status.items()))
+
+    def latency_summary(self) -> str:
+        """p50/p99 of each request kind, in ms."""
+        out = []
+        for what, values in sorted(self.latency.items()):
+            ordered = sorted(values)
+            p50 = ordered[len(ordered) // 2]
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            out.append(f"{what} p50 {p50 * 1000:.0f} p99 {p99 * 1000:.0f}")
+        return "; ".join(out)
 
 
 class Load:
@@ -263,14 +275,17 @@ class Load:
         self, what: str, method: str, url: str, body: dict[str, Any] | None = None
     ) -> tuple[int, Any, float]:
         assert self._session is not None
+        sent = time.perf_counter()
         try:
             async with self._session.request(method, url, json=body) as r:
                 data = await r.json(content_type=None) if r.status != 204 else None
                 t = time.perf_counter()
-                self.stats.count(what, r.status)
+                self.stats.count(what, r.status, t - sent)
+                if r.status >= 500 and len(self.stats.errors) < 20:
+                    self.stats.errors.append(f"{method} {url}: {r.status} {str(data)[:300]}")
                 return r.status, data, t
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            self.stats.count(what, type(exc).__name__)
+            self.stats.count(what, type(exc).__name__, time.perf_counter() - sent)
             if len(self.stats.errors) < 20:
                 self.stats.errors.append(f"{method} {url}: {type(exc).__name__}: {exc}")
             return 0, None, time.perf_counter()

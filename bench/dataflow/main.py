@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cancel-share", type=float, default=0.1)
     p.add_argument("--stock-rate", type=float, default=2.0, help="stock probes/s during the load")
     p.add_argument("--changes", type=int, help="changes for the cost (default 500; quick 150)")
-    p.add_argument("--cost-rate", type=float, default=50.0, help="changes/s for the cost")
+    p.add_argument("--cost-rate", type=float, default=20.0, help="changes/s for the cost")
     p.add_argument("--idle-seconds", type=float, help="idle CPU window (default 60; quick 10)")
     p.add_argument("--settle", type=float, default=5.0, help="quiet seconds before idle")
     p.add_argument("--watch", choices=("db", "http"), default="db", help="how lag is observed")
@@ -98,6 +98,7 @@ class Meter:
         self.busy0 = machine_busy_seconds()
         self.self0 = self_cpu_seconds()
         self.t0 = time.monotonic()
+        self.self_cores = 0.0
 
     def stop(self) -> tuple[dict[str, float], float, float]:
         """(CPU seconds per process, wall seconds, cores the machine's other processes used)."""
@@ -105,7 +106,9 @@ class Meter:
         wall = time.monotonic() - self.t0
         used = {n: cpu1[n] - self.cpu0.get(n, 0.0) for n in cpu1}
         busy = machine_busy_seconds() - self.busy0
-        others = busy - sum(used.values()) - (self_cpu_seconds() - self.self0)
+        mine = self_cpu_seconds() - self.self0
+        others = busy - sum(used.values()) - mine
+        self.self_cores = mine / wall if wall > 0 else 0.0
         return used, wall, max(0.0, others) / wall if wall > 0 else 0.0
 
 
@@ -377,7 +380,7 @@ def _run_stack(
     cpu1, _wall, others = meter.stop()
     result.others["cost"] = others
     result.cost_changes = stats.changes
-    result.cost_requests = stats.summary()
+    result.cost_requests = f"{stats.summary()}\n  latency ms: {stats.latency_summary()}"
     result.cost_seconds = secs
     result.cost_drain_s = drain_s
     result.cost_drained = drained
@@ -403,6 +406,7 @@ def _run_stack(
     )
     watcher.wait_idle(40)
     result.others["lag"] = meter.stop()[2]
+    result.bench_cores = meter.self_cores
     probes = watcher.take()
     _write_probes(probes, result)
     result.lag = report.lag_rows(probes)
@@ -410,7 +414,7 @@ def _run_stack(
         f"{ops} operations at {args.rate:g}/s in {secs:.1f} s, {args.cancel_share:.0%} cancels, "
         f"stock probes {args.stock_rate:g}/s; {len(probes)} changes watched"
     )
-    result.lag_requests = stats.summary()
+    result.lag_requests = f"{stats.summary()}\n  latency ms: {stats.latency_summary()}"
     result.notes += [f"lag phase: {e}" for e in stats.errors[:5]]
     result.notes += _server_errors(stats, "lag phase", stack.workdir)
     _check_alive(stack, result, "during the lag phase")

@@ -12,6 +12,8 @@ LAG_TARGET_S = 1.0
 IDLE_TARGET_PCT = 2.0
 # "the same within noise": the larger size may cost at most this factor of the smaller one
 COST_RATIO_MAX = 1.25
+# above this many cores used by other processes during a phase, the run is flagged as noisy
+NOISY_CORES = 0.3
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -88,6 +90,7 @@ class SizeResult:
     # cores the machine's other processes kept busy during each phase (noise indicator)
     others: dict[str, float] = field(default_factory=dict)
     csv: str = ""
+    bench_cores: float = 0.0  # this benchmark's own CPU (load + watcher) during the lag phase
 
     def sync_cost_ms(self) -> float | None:
         if not self.cost_changes or not self.cost_cpu:
@@ -127,6 +130,7 @@ def render_size(r: SizeResult) -> str:
     if r.lag:
         out.append(f"change lag under the demo load: {r.lag_desc}")
         out.append(f"  requests: {r.lag_requests}")
+        out.append(f"  the benchmark itself (load + watcher) used {r.bench_cores:.2f} cores")
         head = (
             f"  {'direction':<20} {'change':<22} {'count':>6} {'p50 ms':>7} {'p95 ms':>7} "
             f"{'p99 ms':>7} {'max ms':>7} {'missed':>6}"
@@ -165,7 +169,9 @@ def render_size(r: SizeResult) -> str:
         out.append(f"  whole stack: {r.idle_pct():.2f} % of one core")
     if r.others:
         out.append(
-            "other processes on the machine (not this stack, not the benchmark) kept busy: "
+            "other processes on the machine (not this stack, not the benchmark"
+            + ("; the PostgreSQL and Redis servers included" if "redis" in r.backend else "")
+            + ") kept busy: "
             + ", ".join(f"{phase} {cores:.2f} cores" for phase, cores in r.others.items())
         )
     out += [f"NOTE: {n}" for n in r.notes]
@@ -245,6 +251,13 @@ def render_summary(results: list[SizeResult], backend: str) -> tuple[str, str]:
     rows = summary_rows(results)
     widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
     lines = [f"summary ({backend})"]
+    busy = max((c for r in results for c in r.others.values()), default=0.0)
+    if busy > NOISY_CORES:
+        lines.append(
+            f"WARNING: other processes kept up to {busy:.2f} cores of this machine busy during "
+            "the run: lag and latency figures are inflated by CPU contention (the CPU per "
+            "change and idle CPU figures are per process and hold)"
+        )
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
