@@ -32,7 +32,7 @@ TAGS = 12  # skus that make each keyed body unique
 MAX_KEYS = 150
 WARM_UP = 3.0  # traffic before the first chaos step
 SETTLE = 60.0
-BURST = 150  # concurrent orders while the legacy's consumer is down
+BURST = 120  # concurrent orders while the legacy's consumer is down
 QUIET = 12.0  # seconds without traffic: more than the consumers' blocking reads (5 s)
 
 VARIANTS = [
@@ -321,8 +321,9 @@ def test_migration_chaos(stack: Stack, backing: Backing) -> None:
             "stock": i1_numbers,
             "samples": watch.samples,
             "legacy_copy_anomalies": len(watch.copy_anomalies),
+            "unknown_outcome_places": ledger.unknown_places,
             "traffic_s": round(t_traffic, 1),
-            "settled_s": round(t_settled, 1),
+            "settle_s": round(t_settled - t_traffic, 1),
         }
         print(f"CHAOS {json.dumps(summary, sort_keys=True)}")
         print("chaos script:\n  " + "\n  ".join(monkey.log))

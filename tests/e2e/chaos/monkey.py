@@ -39,7 +39,7 @@ class Monkey:
 
     stack: Stack
     down: float = 1.0  # how long a killed entry stays dead
-    pause: float = 1.5  # between two steps
+    pause: float = 1.0  # between two steps
     kills: int = 0
     flips: int = 0
     log: list[str] = field(default_factory=list)
