@@ -39,6 +39,7 @@ __all__ = [
     "ID_CEILING",
     "ORIGIN",
     "Base",
+    "CancelRequest",
     "Customer",
     "Database",
     "IdempotencyKey",
@@ -199,6 +200,19 @@ class PendingOrder(Base):
     # {"customer_id", "lines": [{"sku","qty"}], "key": str | null}
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
+class CancelRequest(Base):
+    """A cancel the legacy started at a remote stock authority and has not finished.
+
+    Written before the first release: if a release's answer is lost (it may have happened), the
+    order is not left placed without its stock; reconciliation releases every line again
+    (idempotent) and then cancels the order.
+    """
+
+    __tablename__ = "cancel_requests"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, index=True)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from legacy_monolith import errors
 from legacy_monolith.db import (
     ORIGIN,
+    CancelRequest,
     Customer,
     Database,
     IdempotencyKey,
@@ -41,7 +42,7 @@ from legacy_monolith.serialize import (
     order_json,
     reservation_json,
 )
-from legacy_monolith.stock import RemoteStock
+from legacy_monolith.stock import AuthorityUnavailable, RemoteStock
 from legacy_monolith.validation import NewCustomer, Page, PlaceOrder, parse_place_order
 
 __all__ = [
@@ -347,10 +348,12 @@ def cancel_order(db: Database, order_id: int, stock: RemoteStock | None = None) 
     """``POST /api/orders/{id}/cancel``: status cancelled, reservations released; idempotent.
 
     Any order can be cancelled here, whichever side placed it (status lattice: cancelled wins).
-    With a remote authority the lines are released there first; if the authority cannot be
-    reached before anything was released, 503 and nothing changes. A release that fails after
-    others succeeded is queued (`stock_ops`) and retried by reconciliation, so the cancel
-    itself is never half-applied.
+    With a remote authority it is a small saga: the intent is recorded (`cancel_requests`), then
+    the lines are released there. If the authority certainly did nothing (refused connection,
+    open breaker), 503 and nothing changes. If a release may have happened without an answer,
+    503 and reconciliation finishes the cancel. A release that fails after others succeeded is
+    queued (`stock_ops`) and the order cancelled now. So a placed order never ends without its
+    stock, and a cancelled one never keeps it.
     """
     if stock is not None:
         return _cancel_remote(db, stock, order_id)
@@ -376,22 +379,52 @@ def _lock_order(db: Database, s: Session, order_id: int) -> Order:
 
 
 def _cancel_remote(db: Database, stock: RemoteStock, order_id: int) -> dict[str, Any]:
-    current = get_order(db, order_id)
-    if current["status"] == CANCELLED:
-        return current
+    with db.write() as s:
+        order = _lock_order(db, s, order_id)
+        if order.status == CANCELLED:
+            return _orders_json(s, [order])[0]
+        # The intent first: a release whose answer is lost may have happened at the authority.
+        if s.get(CancelRequest, order_id) is None:
+            s.add(CancelRequest(order_id=order_id, created_at=utcnow()))
+        skus = [line.sku for line in _lines(s, order_id)]
     released: dict[str, int] = {}
     owed: list[str] = []
-    for line in current["items"]:
-        sku = line["sku"]
+    for sku in skus:
         if owed:
             owed.append(sku)  # the authority just failed: queue the rest without waiting on it
             continue
         try:
             released[sku] = stock.release(sku, order_id).version
-        except errors.ShopError as exc:
-            if exc.status != 503 or not released:
-                raise  # nothing released yet: fail fast, nothing changed
-            owed.append(sku)
+        except AuthorityUnavailable as exc:
+            if released:
+                owed.append(sku)
+            elif exc.maybe_done:
+                # Nothing known to be released, but maybe something was: reconciliation
+                # releases every line again and then cancels (the request stays recorded).
+                raise
+            else:
+                _drop_cancel_request(db, order_id)  # certainly nothing happened
+                raise
+        except errors.ShopError:
+            _drop_cancel_request(db, order_id)
+            raise
+    return _finish_cancel(db, order_id, released, owed)
+
+
+def _lines(s: Session, order_id: int) -> list[OrderLine]:
+    query = select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
+    return list(s.scalars(query))
+
+
+def _drop_cancel_request(db: Database, order_id: int) -> None:
+    with db.write() as s:
+        s.execute(delete(CancelRequest).where(CancelRequest.order_id == order_id))
+
+
+def _finish_cancel(
+    db: Database, order_id: int, released: dict[str, int], owed: list[str]
+) -> dict[str, Any]:
+    """Cancel the order whose lines were released (`owed`: releases still to send)."""
     with db.write() as s:
         order = _lock_order(db, s, order_id)
         if order.status != CANCELLED:
@@ -400,7 +433,8 @@ def _cancel_remote(db: Database, stock: RemoteStock, order_id: int) -> dict[str,
             for sku, version in released.items():
                 _own_write(s, db, sku, version, lambda s_, _i, sku=sku: _unhold(s_, sku, order_id))
             s.add_all(StockOp(sku=sku, order_id=order_id, created_at=utcnow()) for sku in owed)
-            s.flush()
+        s.execute(delete(CancelRequest).where(CancelRequest.order_id == order_id))
+        s.flush()
         return _orders_json(s, [order])[0]
 
 
@@ -729,8 +763,9 @@ def abandon_pending(db: Database, stock: RemoteStock, order_id: int) -> bool:
 def reconcile(db: Database, stock: RemoteStock, *, grace: dt.timedelta) -> int:
     """Finish what crashed or failed requests left with a remote authority; returns how many.
 
-    Pending orders older than `grace` are released and dropped; queued releases of cancelled
-    orders are sent; in-flight key claims without a pending order are dropped.
+    Pending orders older than `grace` are released and dropped; cancels left unfinished are
+    released again and completed; queued releases of cancelled orders are sent; in-flight key
+    claims without a pending order are dropped.
     """
     cutoff = utcnow() - grace
     with db.read() as s:
@@ -744,7 +779,20 @@ def reconcile(db: Database, stock: RemoteStock, *, grace: dt.timedelta) -> int:
         owed = list(
             s.execute(select(StockOp.id, StockOp.sku, StockOp.order_id).order_by(StockOp.id))
         )
+    with db.read() as s:
+        cancels = list(
+            s.scalars(select(CancelRequest.order_id).where(CancelRequest.created_at < cutoff))
+        )
     done = sum(1 for order_id in stale if abandon_pending(db, stock, order_id))
+    for order_id in cancels:
+        with db.read() as s:
+            skus = [line.sku for line in _lines(s, order_id)]
+        try:
+            released = {sku: stock.release(sku, order_id).version for sku in skus}
+        except errors.ShopError:
+            continue  # still away: the request stays, try again later
+        _finish_cancel(db, order_id, released, [])
+        done += 1
     for op_id, sku, order_id in owed:
         try:
             version = stock.release(sku, order_id).version

@@ -24,7 +24,13 @@ import pybreaker
 
 from legacy_monolith import errors
 
-__all__ = ["DEFAULT_INVENTORY_URL", "RemoteStock", "StockAnswer", "remote_stock_from_env"]
+__all__ = [
+    "DEFAULT_INVENTORY_URL",
+    "AuthorityUnavailable",
+    "RemoteStock",
+    "StockAnswer",
+    "remote_stock_from_env",
+]
 
 DEFAULT_INVENTORY_URL = "http://127.0.0.1:8102"
 AUTHORITY = "inventory"
@@ -33,6 +39,25 @@ VERSION_HEADER = "X-Stock-Version"
 
 class _AuthorityFailure(Exception):
     """The authority itself failed (connect error, timeout, 5xx): what the breaker counts."""
+
+    def __init__(self, message: str, *, maybe_done: bool) -> None:
+        super().__init__(message)
+        self.maybe_done = maybe_done
+
+
+class AuthorityUnavailable(errors.ShopError):
+    """503 ``dependency_unavailable`` from the stock port.
+
+    `maybe_done` is False when the authority certainly did nothing (the connection was refused,
+    or the breaker was open and no request left), True when the write may have happened there
+    (a timeout or a lost answer after the request was sent, a 5xx): a caller that must not
+    leave a half-applied change records its intent first and lets reconciliation finish it.
+    """
+
+    def __init__(self, *, maybe_done: bool) -> None:
+        base = errors.dependency_unavailable(AUTHORITY)
+        super().__init__(base.status, base.code, base.detail)
+        self.maybe_done = maybe_done
 
 
 @dataclass(frozen=True)
@@ -99,12 +124,14 @@ class RemoteStock:
         half_open = self._breaker.current_state != pybreaker.STATE_CLOSED
         # Half-open admits one trial at a time, not every concurrent request.
         if half_open and not self._trial.acquire(blocking=False):
-            raise errors.dependency_unavailable(AUTHORITY)
+            raise AuthorityUnavailable(maybe_done=False)
         try:
             with self._breaker.calling():
                 response = self._exchange(method, path, body)
-        except (pybreaker.CircuitBreakerError, _AuthorityFailure):
-            raise errors.dependency_unavailable(AUTHORITY) from None
+        except pybreaker.CircuitBreakerError:
+            raise AuthorityUnavailable(maybe_done=False) from None
+        except _AuthorityFailure as exc:
+            raise AuthorityUnavailable(maybe_done=exc.maybe_done) from None
         finally:
             if half_open:
                 self._trial.release()
@@ -113,10 +140,13 @@ class RemoteStock:
     def _exchange(self, method: str, path: str, body: dict[str, int] | None) -> httpx.Response:
         try:
             response = self._client.request(method, path, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise _AuthorityFailure(str(exc), maybe_done=False) from exc
         except httpx.HTTPError as exc:
-            raise _AuthorityFailure(str(exc)) from exc
+            raise _AuthorityFailure(str(exc), maybe_done=True) from exc
         if response.status_code >= 500:
-            raise _AuthorityFailure(f"{method} {path} answered {response.status_code}")
+            message = f"{method} {path} answered {response.status_code}"
+            raise _AuthorityFailure(message, maybe_done=True)
         return response
 
 
@@ -134,15 +164,16 @@ def _answer(response: httpx.Response) -> StockAnswer:
     if 200 <= status < 300:
         raw = response.headers.get(VERSION_HEADER, "")
         if not raw.isdigit():
-            # Without a version the read copy cannot be kept ordered: treat as a broken authority.
-            raise errors.dependency_unavailable(AUTHORITY)
+            # Without a version the read copy cannot be kept ordered: a broken authority, which
+            # did make the write.
+            raise AuthorityUnavailable(maybe_done=True)
         return StockAnswer(status, body, int(raw))
     code = body.get("error") if isinstance(body, dict) else None
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(code, str) and isinstance(detail, str):
         # The inventory service answers the legacy's texts byte for byte (SPEC §3).
         raise errors.ShopError(status, code, detail)
-    raise errors.dependency_unavailable(AUTHORITY)
+    raise AuthorityUnavailable(maybe_done=False)
 
 
 def remote_stock_from_env() -> RemoteStock:

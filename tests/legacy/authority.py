@@ -22,6 +22,7 @@ class StockModel:
     versions: dict[str, int] = field(default_factory=dict)
     down: bool = False
     fail_after: int | None = None
+    lose_answers: bool = False  # the write happens, its answer never arrives (a read timeout)
     calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -36,6 +37,12 @@ class StockModel:
         return self.versions[sku]
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
+        response = self._decide(request)
+        if self.lose_answers:
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return response
+
+    def _decide(self, request: httpx.Request) -> httpx.Response:
         with self.lock:
             self.calls += 1
             if self.fail_after is not None:

@@ -24,7 +24,16 @@ from extracted.events import inventory_changed
 from legacy_monolith.api import STOCK_EXTENSION
 from legacy_monolith.app import create_app
 from legacy_monolith.consumer import APPLIED, STALE, apply_event
-from legacy_monolith.db import Item, Order, PendingOrder, Reservation, StockOp, outbox, utcnow
+from legacy_monolith.db import (
+    CancelRequest,
+    Item,
+    Order,
+    PendingOrder,
+    Reservation,
+    StockOp,
+    outbox,
+    utcnow,
+)
 from legacy_monolith.shop import reconcile
 from legacy_monolith.stock import RemoteStock
 from tests.legacy.authority import StockModel
@@ -183,6 +192,26 @@ def test_cancel_fails_fast_when_the_authority_is_away_before_any_release(remote:
     assert remote.client.post(f"/api/orders/{order['id']}/cancel").status_code == 503
     assert body(remote.client.get(f"/api/orders/{order['id']}"))["status"] == "placed"
     assert remote.model.held("SKU-A") == {order["id"]: 2}
+    assert remote.count(CancelRequest) == 0  # certainly nothing happened: nothing to finish
+
+
+def test_a_cancel_whose_release_answer_is_lost_is_finished_by_reconciliation(
+    remote: Remote,
+) -> None:
+    # The authority releases, the answer never arrives: the order must not stay placed without
+    # its stock (I2). The intent was recorded first; reconciliation completes the cancel.
+    order = body(remote.client.post("/api/orders", json=ORDER))
+    remote.model.lose_answers = True
+    assert remote.client.post(f"/api/orders/{order['id']}/cancel").status_code == 503
+    assert remote.model.held("SKU-A") == {}  # it did happen there
+    assert remote.count(CancelRequest) == 1
+    remote.model.lose_answers = False
+    assert reconcile(db_of(remote.app), remote.stock, grace=dt.timedelta(seconds=-2)) == 1
+    assert body(remote.client.get(f"/api/orders/{order['id']}"))["status"] == "cancelled"
+    assert remote.model.held("SKU-A") == {} and remote.model.held("SKU-B") == {}
+    assert remote.copy("SKU-A") == {} and remote.copy("SKU-B") == {}
+    assert remote.count(CancelRequest) == 0
+    assert [e["type"] for e in remote.events()] == ["order.placed", "order.cancelled"]
 
 
 def test_cancel_cut_short_finishes_its_releases_through_reconciliation(remote: Remote) -> None:
