@@ -4,7 +4,7 @@ Starts the data-flow processes of the repository's Procfile (legacy, legacy-cons
 inventory-sync, orders, orders-sync; the gateway too unless --no-gateway) as separate processes
 in a scratch directory on free loopback ports, with STOCK_AUTHORITY=inventory and the embedded
 defaults (SQLite databases + the SQLite event log), or with --redis: REDIS_URL (a fresh stream)
-and fresh PostgreSQL databases. For each legacy size (200 and 200,000 orders; 200 and 20,000
+and fresh PostgreSQL databases. For each legacy size (200 and 200,000 orders; 200 and 10,000
 with --quick) it measures:
 
 1. change lag under the demo load (legacy -> new, new -> legacy, the stock authority -> the

@@ -56,10 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes", type=lambda s: [int(x) for x in s.split(",")], help="legacy order counts"
     )
     p.add_argument("--rate", type=float, default=20.0, help="demo load, operations/s")
-    p.add_argument("--load-seconds", type=float, help="demo load duration (default 60; quick 15)")
+    p.add_argument("--load-seconds", type=float, help="demo load duration (default 60; quick 10)")
     p.add_argument("--cancel-share", type=float, default=0.1)
     p.add_argument("--stock-rate", type=float, default=2.0, help="stock probes/s during the load")
-    p.add_argument("--changes", type=int, help="changes for the cost (default 500; quick 150)")
+    p.add_argument("--changes", type=int, help="changes for the cost (default 500; quick 100)")
     p.add_argument("--cost-rate", type=float, default=20.0, help="changes/s for the cost")
     p.add_argument("--idle-seconds", type=float, help="idle CPU window (default 60; quick 10)")
     p.add_argument("--settle", type=float, default=5.0, help="quiet seconds before idle")
@@ -123,9 +123,9 @@ def _on_sigterm(_sig: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quick = args.quick
-    args.sizes = args.sizes or ([200, 20_000] if quick else [200, 200_000])
-    args.load_seconds = args.load_seconds or (15.0 if quick else 60.0)
-    args.changes = args.changes or (150 if quick else 500)
+    args.sizes = args.sizes or ([200, 10_000] if quick else [200, 200_000])
+    args.load_seconds = args.load_seconds or (10.0 if quick else 60.0)
+    args.changes = args.changes or (100 if quick else 500)
     args.idle_seconds = (
         args.idle_seconds if args.idle_seconds is not None else (10.0 if quick else 60.0)
     )
