@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from extracted.contract import shapes
+
 ORDER_PLACED = "order.placed"
 ORDER_CANCELLED = "order.cancelled"
 INVENTORY_CHANGED = "inventory.changed"
@@ -30,7 +32,7 @@ SUPPORTED_VERSIONS = frozenset({VERSION})
 # The status lattice of orders: an order event's aggregate_version is its status's rank.
 ORDER_STATUS_RANK = {"placed": 1, "cancelled": 2}
 ORIGINS = frozenset({"orders", "inventory", "legacy"})
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+TIMESTAMP_FORMAT = shapes.TIMESTAMP_FORMAT  # the contract's, in envelopes too
 
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _EVENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -7,7 +7,6 @@ from extracted.inventory.domain.errors import (
     ReservationConflict,
 )
 from extracted.inventory.domain.model import (
-    NEW_SERVICES_ID_FLOOR,
     DomainEvent,
     Item,
     ItemState,
@@ -19,7 +18,6 @@ from extracted.inventory.domain.model import (
 )
 
 __all__ = [
-    "NEW_SERVICES_ID_FLOOR",
     "DomainEvent",
     "InsufficientStock",
     "InventoryError",

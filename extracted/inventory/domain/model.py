@@ -19,9 +19,6 @@ from enum import StrEnum
 
 from extracted.inventory.domain.errors import InsufficientStock, ReservationConflict
 
-# Orders the new services create get ids from here up; the legacy allocates below it.
-NEW_SERVICES_ID_FLOOR = 1_000_000_000
-
 
 class Origin(StrEnum):
     """Who wrote a stored record (never exposed in JSON)."""

@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import httpx
-import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
+from extracted.contract import errors
+from extracted.contract.errors import ContractError
+from extracted.contract.http import error_middleware, health_response, json_response
+from extracted.contract.shapes import list_body
+from extracted.contract.validation import parse_page
 from extracted.events import EventBus, OutboxRelay, bus_from_env
 from extracted.inventory.adapters.breaker import DependencyBreaker
 from extracted.inventory.adapters.database import Database, database_url_from_env
@@ -27,9 +31,7 @@ from extracted.inventory.adapters.local_stock import LocalStock
 from extracted.inventory.adapters.orm import outbox
 from extracted.inventory.adapters.unit_of_work import uow_factory
 from extracted.inventory.config import legacy_url_from_env
-from extracted.inventory.domain.errors import InventoryError
-from extracted.inventory.entrypoints import errors, parsing
-from extracted.inventory.entrypoints.errors import ApiError
+from extracted.inventory.entrypoints import parsing
 from extracted.inventory.service import handlers
 from extracted.inventory.service.ports import StockAnswer, StockPort, UnitOfWorkFactory
 from extracted.inventory.service.views import item_json, reservation_json
@@ -42,48 +44,14 @@ UOW = web.AppKey[UnitOfWorkFactory]("uow_factory")
 STOCK = web.AppKey[StockPort]("stock")
 
 _T = TypeVar("_T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def json_response(obj: Any, status: int = 200) -> web.Response:
-    """The shop's one JSON encoding: compact orjson, keys in insertion order."""
-    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
-
-
-def list_json(items: list[dict[str, Any]], total: int) -> dict[str, Any]:
-    """`{"items","total","generated_at"}`; generated_at is "now" (deliberately)."""
-    now = handlers.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"items": items, "total": total, "generated_at": now}
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as `{"error","detail"}` JSON: API errors, router 404/405, DB outages."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return json_response(exc.body(), exc.status)
-    except InventoryError as exc:
-        err = errors.from_domain(exc)
-        return json_response(err.body(), err.status)
-    except web.HTTPNotFound:
-        return json_response(errors.path_not_found().body(), 404)
-    except web.HTTPRequestEntityTooLarge:
-        return json_response(errors.body_too_large().body(), 413)
-    except web.HTTPMethodNotAllowed as exc:
-        body = errors.method_not_allowed(request.method).body()
-        resp = json_response(body, 405)
-        resp.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
-        return resp
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+def _database_outage(exc: Exception) -> ContractError | None:
+    """A database that does not answer is a 503, not a 500."""
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
         log.warning("database unavailable: %s", exc)
-        err = errors.database_unavailable()
-        return json_response(err.body(), err.status)
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_response({"error": "internal_error", "detail": "internal server error"}, 500)
+        return errors.dependency_unavailable("database")
+    return None
 
 
 async def _call(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
@@ -103,9 +71,9 @@ def _uow(request: web.Request) -> UnitOfWorkFactory:
 
 async def list_items(request: web.Request) -> web.Response:
     """GET /api/inventory."""
-    limit, offset = parsing.page(request.query)
-    items, total = await _call(request, handlers.list_items, limit, offset, _uow(request))
-    return json_response(list_json([item_json(i) for i in items], total))
+    page = parse_page(request.query)
+    items, total = await _call(request, handlers.list_items, page.limit, page.offset, _uow(request))
+    return json_response(list_body([item_json(i) for i in items], total))
 
 
 async def get_item(request: web.Request) -> web.Response:
@@ -118,7 +86,7 @@ async def _validated(request: web.Request, parse: Callable[[], _T]) -> _T:
     """`parse()`, but an unknown sku answers 404 before a bad body or query (legacy order)."""
     try:
         return parse()
-    except ApiError:
+    except ContractError:
         sku = request.match_info["sku"]
         # Only the error path pays for this look-up; a valid request finds out in its use case.
         await _call(request, handlers.get_item, sku, _uow(request))
@@ -146,12 +114,12 @@ async def reserve(request: web.Request) -> web.Response:
 
 async def list_reservations(request: web.Request) -> web.Response:
     """GET /api/inventory/{sku}/reservations, ordered by order_id."""
-    limit, offset = await _validated(request, lambda: parsing.page(request.query))
+    page = await _validated(request, lambda: parse_page(request.query))
     sku = request.match_info["sku"]
-    page, total = await _call(
-        request, handlers.list_reservations, sku, limit, offset, _uow(request)
+    found, total = await _call(
+        request, handlers.list_reservations, sku, page.limit, page.offset, _uow(request)
     )
-    return json_response(list_json([reservation_json(r) for r in page], total))
+    return json_response(list_body([reservation_json(r) for r in found], total))
 
 
 async def release(request: web.Request) -> web.Response:
@@ -176,8 +144,8 @@ async def healthz(request: web.Request) -> web.Response:
         await asyncio.to_thread(request.app[DATABASE].ping)
     except Exception as exc:  # any failure to reach the database means "not healthy"
         log.warning("health check failed: %s", exc)
-        return json_response({"status": "unavailable", "detail": errors.DATABASE_UNAVAILABLE}, 503)
-    return json_response({"status": "ok"})
+        return health_response(False)
+    return health_response(True)
 
 
 def _resources_ctx(
@@ -223,7 +191,7 @@ def create_app(
     otherwise to the legacy at `legacy_url` (default `LEGACY_URL`) through `LegacyStock`.
     Tables are created at start-up and the outbox relay runs for the app's lifetime.
     """
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware(log, _database_outage)])
     db = database if database is not None else Database(database_url_from_env())
     app[DATABASE] = db
     app[UOW] = uow_factory(db)

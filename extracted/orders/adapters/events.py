@@ -9,13 +9,13 @@ import calendar
 import time
 
 from extracted.events import ORDER_CANCELLED, ORDER_PLACED, Event
+from extracted.events.schema import TIMESTAMP_FORMAT
 from extracted.orders.domain.events import OrderChangedElsewhere
 from extracted.orders.domain.idempotency import KeyRecord
 from extracted.orders.domain.model import Origin, order_from_json
 
 #: Order events of these origins are applied; ours ("orders") are skipped (no echo).
 APPLIED_ORIGINS = frozenset({str(Origin.LEGACY)})
-_TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def order_change(event: Event) -> OrderChangedElsewhere | None:
@@ -30,5 +30,5 @@ def order_change(event: Event) -> OrderChangedElsewhere | None:
     key = None
     if idem is not None:
         key = KeyRecord(str(idem["key"]), idem["request"], dict(idem["response"]))
-    occurred = float(calendar.timegm(time.strptime(event.occurred_at, _TIMESTAMP)))
+    occurred = float(calendar.timegm(time.strptime(event.occurred_at, TIMESTAMP_FORMAT)))
     return OrderChangedElsewhere(order, key, occurred)

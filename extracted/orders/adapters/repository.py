@@ -11,6 +11,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
 from extracted.orders.adapters.orm import (
     cancel_requests,
     idempotency_keys,
@@ -20,7 +21,6 @@ from extracted.orders.adapters.orm import (
 )
 from extracted.orders.domain.lattice import merged
 from extracted.orders.domain.model import (
-    NEW_ID_BASE,
     VISIBLE_STATUSES,
     Order,
     OrderLine,
@@ -40,14 +40,14 @@ class SqlOrderRepository:
         self.conn = conn
 
     def next_id(self) -> int:
-        """A fresh id >= NEW_ID_BASE; ids in the legacy's range are never considered."""
+        """A fresh id >= NEW_SERVICES_ID_FLOOR; ids in the legacy's range are never considered."""
         if self.conn.dialect.name == "postgresql":
             # Held to the end of the transaction, so concurrent placers never pick the same id.
             self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ID_LOCK})
         top = self.conn.execute(
-            sa.select(sa.func.max(orders.c.id)).where(orders.c.id >= NEW_ID_BASE)
+            sa.select(sa.func.max(orders.c.id)).where(orders.c.id >= NEW_SERVICES_ID_FLOOR)
         ).scalar()
-        return NEW_ID_BASE if top is None else int(top) + 1
+        return NEW_SERVICES_ID_FLOOR if top is None else int(top) + 1
 
     def add(self, order: Order) -> None:
         """Insert a new order with its lines."""

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
-
-#: The new services allocate ids from here up; the legacy allocates below it.
-NEW_ID_BASE = 1_000_000_000
 
 
 class OrderStatus(StrEnum):
@@ -110,8 +106,3 @@ def order_from_json(doc: dict[str, Any], origin: Origin = Origin.LEGACY) -> Orde
 def same_content(a: Order, b: Order) -> bool:
     """Whether two copies of an order show the same JSON (origin and bookkeeping ignored)."""
     return a.to_json() == b.to_json()
-
-
-def utc_stamp(epoch: float) -> str:
-    """The contract's timestamp format: UTC, second precision, `Z`."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -8,24 +8,18 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from aiohttp import web
 
-from extracted.orders.domain import texts
+from extracted.contract.http import error_middleware, health_response, json_response
+from extracted.contract.shapes import list_body
+from extracted.contract.validation import parse_page
 from extracted.orders.domain.commands import CancelOrder
-from extracted.orders.domain.errors import (
-    MethodNotAllowed,
-    NotFound,
-    OrdersError,
-)
 from extracted.orders.domain.idempotency import loose_json
-from extracted.orders.entrypoints.errors import error_response, json_response
 from extracted.orders.entrypoints.validation import (
     check_key,
     parse_customer_filter,
     parse_order_id,
-    parse_page,
     parse_place_order,
 )
 from extracted.orders.service import orders as use_cases
@@ -71,10 +65,6 @@ class Deps:
 DEPS = web.AppKey("deps", Deps)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 async def healthz(request: web.Request) -> web.Response:
     """200 `{"status":"ok"}`, 503 when the database does not answer."""
     deps = request.app[DEPS]
@@ -82,9 +72,7 @@ async def healthz(request: web.Request) -> web.Response:
         ok = await asyncio.wait_for(deps.healthy(), timeout=5.0)
     except Exception:  # any failure of the probe is "down"
         ok = False
-    if not ok:
-        return json_response({"status": "unavailable", "detail": texts.DATABASE_UNAVAILABLE}, 503)
-    return json_response({"status": "ok"})
+    return health_response(ok)
 
 
 async def list_orders(request: web.Request) -> web.Response:
@@ -95,9 +83,7 @@ async def list_orders(request: web.Request) -> web.Response:
     found, total = await use_cases.list_orders(
         deps.uow(), customer_id=customer_id, limit=page.limit, offset=page.offset
     )
-    return json_response(
-        {"items": [o.to_json() for o in found], "total": total, "generated_at": _now()}
-    )
+    return json_response(list_body([o.to_json() for o in found], total))
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -140,36 +126,9 @@ async def cancel_order(request: web.Request) -> web.Response:
     return json_response(order.to_json())
 
 
-@web.middleware
-async def errors_as_json(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every error answer is `{"error","detail"}` JSON, routing errors included."""
-    try:
-        return await handler(request)
-    except OrdersError as exc:
-        return error_response(exc)
-    except web.HTTPMethodNotAllowed as exc:
-        response = error_response(MethodNotAllowed(texts.method_not_allowed(request.method)))
-        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
-        return response
-    except web.HTTPNotFound:
-        return error_response(NotFound(texts.PATH_NOT_FOUND))
-    except web.HTTPRequestEntityTooLarge:
-        # The legacy refuses bodies over 1 MiB the same way (werkzeug's text).
-        return json_response(
-            {"error": "request_entity_too_large", "detail": texts.BODY_TOO_LARGE}, 413
-        )
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return json_response({"error": "internal_error", "detail": "internal server error"}, 500)
-
-
 def create_app(deps: Deps | None = None) -> web.Application:
     """The orders API; `deps` may be given now (tests) or set later by a cleanup_ctx (serve)."""
-    app = web.Application(middlewares=[errors_as_json])
+    app = web.Application(middlewares=[error_middleware(log)])
     if deps is not None:
         app[DEPS] = deps
     app.router.add_get("/healthz", healthz)

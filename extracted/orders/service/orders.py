@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR, utc_stamp
 from extracted.orders.domain.commands import CancelOrder, PlaceOrder
 from extracted.orders.domain.errors import (
     DependencyUnavailable,
@@ -21,12 +22,10 @@ from extracted.orders.domain.errors import (
 from extracted.orders.domain.events import OrderCancelled, OrderPlaced
 from extracted.orders.domain.idempotency import KeyRecord, json_equal
 from extracted.orders.domain.model import (
-    NEW_ID_BASE,
     Order,
     OrderLine,
     OrderStatus,
     Origin,
-    utc_stamp,
 )
 from extracted.orders.service.ports import (
     CustomersPort,
@@ -59,7 +58,7 @@ async def get_order(
 
     Read-repair: an order the legacy placed may not have reached us yet (event lag, or a
     backfill that missed it). Answering 404 for a record that exists would be wrong, so a
-    miss below NEW_ID_BASE asks the legacy once; a copy found there is merged (lattice) and
+    miss below NEW_SERVICES_ID_FLOOR asks the legacy once; a copy found there is merged (lattice) and
     served. When the legacy cannot answer we do not know, so the answer is 503
     dependency_unavailable rather than 404: a GET is idempotent, and the gateway falls back
     to the legacy on a 503 instead of passing on a wrong 404.
@@ -72,7 +71,7 @@ async def get_order(
     order = await asyncio.to_thread(tx)
     if order is not None and order.visible:
         return order
-    if order is not None or legacy is None or order_id >= NEW_ID_BASE:
+    if order is not None or legacy is None or order_id >= NEW_SERVICES_ID_FLOOR:
         raise NotFound.order(order_id)
     theirs = await legacy.get(order_id)
     if theirs is None:

@@ -42,7 +42,7 @@ class OrderRepository(Protocol):
     """Orders of this service's own database (every status, pending ones included)."""
 
     def next_id(self) -> int:
-        """A fresh id >= NEW_ID_BASE, above every id this service allocated."""
+        """A fresh id >= NEW_SERVICES_ID_FLOOR, above every id this service allocated."""
         ...
 
     def add(self, order: Order) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Self
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
 from extracted.orders.domain.errors import (
     DependencyUnavailable,
     InsufficientStock,
@@ -17,7 +18,6 @@ from extracted.orders.domain.errors import (
 from extracted.orders.domain.events import OrderEvent
 from extracted.orders.domain.lattice import merged
 from extracted.orders.domain.model import (
-    NEW_ID_BASE,
     VISIBLE_STATUSES,
     Order,
     OrderStatus,
@@ -43,8 +43,8 @@ class FakeRepository:
         self.t = t
 
     def next_id(self) -> int:
-        mine = [i for i in self.t.orders if i >= NEW_ID_BASE]
-        return max(mine) + 1 if mine else NEW_ID_BASE
+        mine = [i for i in self.t.orders if i >= NEW_SERVICES_ID_FLOOR]
+        return max(mine) + 1 if mine else NEW_SERVICES_ID_FLOOR
 
     def add(self, order: Order) -> None:
         assert order.id not in self.t.orders

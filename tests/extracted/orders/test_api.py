@@ -9,7 +9,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from extracted.orders.domain.model import NEW_ID_BASE, Order, OrderLine, OrderStatus, Origin
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
+from extracted.orders.domain.model import Order, OrderLine, OrderStatus, Origin
 from extracted.orders.entrypoints.api import Deps, create_app
 from tests.extracted.orders.fakes import FakeCustomers, FakeDatabase, FakeInventory, FakeItem
 
@@ -59,7 +60,7 @@ async def test_place_answers_201_with_the_contract_bytes(client: httpx.AsyncClie
         b'"price_cents":150},{"sku":"B","qty":1,"price_cents":20}],"total_cents":320,'
         b'"placed_at":"' + placed_at.encode() + b'"}'
     )
-    got = await client.get(f"/api/orders/{NEW_ID_BASE}")
+    got = await client.get(f"/api/orders/{NEW_SERVICES_ID_FLOOR}")
     assert got.status_code == 200 and got.content == r.content
 
 
@@ -127,7 +128,7 @@ async def test_idempotency_key(client: httpx.AsyncClient, world: World) -> None:
     )
     assert bad.status_code == 422
     ok = await client.post("/api/orders", json=BODY, headers={"Idempotency-Key": "new"})
-    assert ok.status_code == 201 and ok.json()["id"] == NEW_ID_BASE + 1
+    assert ok.status_code == 201 and ok.json()["id"] == NEW_SERVICES_ID_FLOOR + 1
 
 
 async def test_list_get_cancel_and_hidden_pending_orders(
@@ -146,7 +147,7 @@ async def test_list_get_cancel_and_hidden_pending_orders(
         )
         uow.orders.add(
             Order(
-                NEW_ID_BASE,
+                NEW_SERVICES_ID_FLOOR,
                 1,
                 OrderStatus.PENDING,
                 (OrderLine("A", 1, 150),),
@@ -157,7 +158,7 @@ async def test_list_get_cancel_and_hidden_pending_orders(
     listed = (await client.get("/api/orders")).json()
     assert [o["id"] for o in listed["items"]] == [5] and listed["total"] == 1
     assert list(listed) == ["items", "total", "generated_at"]
-    assert (await client.get(f"/api/orders/{NEW_ID_BASE}")).status_code == 404
+    assert (await client.get(f"/api/orders/{NEW_SERVICES_ID_FLOOR}")).status_code == 404
     assert (await client.get("/api/orders", params={"customer_id": 1})).json()["total"] == 0
     cancelled = await client.post("/api/orders/5/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"

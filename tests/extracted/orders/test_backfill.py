@@ -11,6 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
 from extracted.orders.adapters.breaker import DependencyBreaker
 from extracted.orders.adapters.db import make_engine
 from extracted.orders.adapters.http import make_client
@@ -18,7 +19,7 @@ from extracted.orders.adapters.legacy_orders import HttpLegacyOrders
 from extracted.orders.adapters.orm import create_tables, orders
 from extracted.orders.adapters.unit_of_work import SqlUnitOfWork
 from extracted.orders.domain.errors import DependencyUnavailable
-from extracted.orders.domain.model import NEW_ID_BASE, Order, OrderLine, OrderStatus, Origin
+from extracted.orders.domain.model import Order, OrderLine, OrderStatus, Origin
 from extracted.orders.service import backfill as job
 from extracted.orders.service.ports import LegacyOrdersPort, OrdersPage
 from extracted.orders.service.unit_of_work import SyncProgress
@@ -72,30 +73,32 @@ async def test_pages_resume_after_an_interruption_and_rerunning_changes_nothing(
 
 async def test_the_merge_is_the_lattice_and_never_overwrites_our_orders() -> None:
     db = FakeDatabase()
-    mine = replace(_o(NEW_ID_BASE, origin=Origin.ORDERS), lines=(OrderLine("Z", 9, 1),))
+    mine = replace(_o(NEW_SERVICES_ID_FLOOR, origin=Origin.ORDERS), lines=(OrderLine("Z", 9, 1),))
     with db.uow() as uow:
         uow.orders.add(mine)
         uow.orders.add(_o(2, OrderStatus.CANCELLED))  # cancelled here already (by an event)
-        uow.orders.add(_o(NEW_ID_BASE + 1, OrderStatus.PENDING, Origin.ORDERS))
+        uow.orders.add(_o(NEW_SERVICES_ID_FLOOR + 1, OrderStatus.PENDING, Origin.ORDERS))
         uow.commit()
     legacy = FakeLegacyOrders(
         [
             _o(1),
             _o(2),  # the legacy's copy is behind: ours stays cancelled
-            _o(NEW_ID_BASE),  # ours, as the legacy copied it: nothing to do
-            _o(NEW_ID_BASE + 1, OrderStatus.CANCELLED),  # a saga in flight: untouched
+            _o(NEW_SERVICES_ID_FLOOR),  # ours, as the legacy copied it: nothing to do
+            _o(NEW_SERVICES_ID_FLOOR + 1, OrderStatus.CANCELLED),  # a saga in flight: untouched
         ]
     )
     await job.backfill(db.uow(), legacy)
     got = db.tables.orders
     assert got[1].status is OrderStatus.PLACED and got[2].status is OrderStatus.CANCELLED
-    assert got[NEW_ID_BASE] == mine
-    assert got[NEW_ID_BASE + 1].status is OrderStatus.PENDING
-    legacy.orders[NEW_ID_BASE] = _o(NEW_ID_BASE, OrderStatus.CANCELLED)  # cancelled there
+    assert got[NEW_SERVICES_ID_FLOOR] == mine
+    assert got[NEW_SERVICES_ID_FLOOR + 1].status is OrderStatus.PENDING
+    legacy.orders[NEW_SERVICES_ID_FLOOR] = _o(
+        NEW_SERVICES_ID_FLOOR, OrderStatus.CANCELLED
+    )  # cancelled there
     await job.restart(db.uow())
     await job.backfill(db.uow(), legacy)
     assert got is not db.tables.orders
-    cancelled = db.tables.orders[NEW_ID_BASE]
+    cancelled = db.tables.orders[NEW_SERVICES_ID_FLOOR]
     assert cancelled.status is OrderStatus.CANCELLED and cancelled.lines == mine.lines
 
 

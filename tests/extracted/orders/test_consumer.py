@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
 from extracted.events import EventBus, RedisStreamBus, inventory_changed, order_event
 from extracted.orders.adapters.orm import outbox
 from extracted.orders.adapters.unit_of_work import SqlUnitOfWork
 from extracted.orders.domain.errors import DependencyUnavailable
-from extracted.orders.domain.model import NEW_ID_BASE, Order, OrderLine, OrderStatus, Origin
+from extracted.orders.domain.model import Order, OrderLine, OrderStatus, Origin
 from extracted.orders.entrypoints.consumer import GROUP, OrdersConsumer
 from tests.support import procs
 
@@ -58,7 +59,11 @@ async def test_applies_the_legacys_order_events_by_the_lattice(
     make_bus: Callable[..., EventBus], engine: sa.Engine
 ) -> None:
     mine = Order(
-        NEW_ID_BASE, 3, OrderStatus.PLACED, (OrderLine("SKU-0009", 1, 5),), "2026-11-25T12:00:00Z"
+        NEW_SERVICES_ID_FLOOR,
+        3,
+        OrderStatus.PLACED,
+        (OrderLine("SKU-0009", 1, 5),),
+        "2026-11-25T12:00:00Z",
     )
     with SqlUnitOfWork(engine) as uow:
         uow.orders.add(mine)
@@ -81,7 +86,7 @@ async def test_applies_the_legacys_order_events_by_the_lattice(
         legacy_event(3),
         # The legacy, as fallback, cancelled an order WE placed: applied, by status only.
         order_event({**mine.to_json(), "status": "cancelled"}, "legacy"),
-        legacy_event(NEW_ID_BASE + 50, origin="orders"),  # our own: skipped (no echo)
+        legacy_event(NEW_SERVICES_ID_FLOOR + 50, origin="orders"),  # our own: skipped (no echo)
         inventory_changed(item, [], "inventory", 1),  # another type: skipped
     ]:
         await bus.publish(event)
@@ -94,9 +99,9 @@ async def test_applies_the_legacys_order_events_by_the_lattice(
     assert one is not None and one.to_json() == order_json(1) and one.origin is Origin.LEGACY
     assert two is not None and two.status is OrderStatus.CANCELLED
     assert three is not None and three.to_json() == order_json(3, "cancelled")
-    ours = _get(engine, NEW_ID_BASE)
+    ours = _get(engine, NEW_SERVICES_ID_FLOOR)
     assert ours is not None and ours.status is OrderStatus.CANCELLED and ours.lines == mine.lines
-    assert _get(engine, NEW_ID_BASE + 50) is None
+    assert _get(engine, NEW_SERVICES_ID_FLOOR + 50) is None
     with SqlUnitOfWork(engine) as uow:
         key = uow.keys.find("legacy-key-1")
         assert key is not None and key.response == order_json(1) and key.order_id == 1

@@ -13,7 +13,6 @@ from extracted.orders.domain.model import (
     Origin,
     order_from_json,
     same_content,
-    utc_stamp,
 )
 
 
@@ -60,11 +59,6 @@ def test_order_from_json_round_trips_and_rejects_unknown_status() -> None:
     assert back.origin is Origin.LEGACY and same_content(back, _order())
     with pytest.raises(ValueError):
         order_from_json({**doc, "status": "pending"})
-
-
-def test_utc_stamp_is_second_precision_with_z() -> None:
-    assert utc_stamp(0) == "1970-01-01T00:00:00Z"
-    assert utc_stamp(1_795_000_000.9) == "2026-11-18T11:06:40Z"
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
 from extracted.events import RedisStreamBus, SqliteLogBus
-from extracted.orders.domain.model import NEW_ID_BASE
 from tests.extracted.orders.stack import Stack, eventually, reservations, stack
 from tests.support import procs
 
@@ -49,7 +49,7 @@ def test_place_and_cancel_reserve_and_release_in_inventory(
     )
     assert r.status_code == 201, r.text
     order = r.json()
-    assert order["id"] >= NEW_ID_BASE and order["status"] == "placed"
+    assert order["id"] >= NEW_SERVICES_ID_FLOOR and order["status"] == "placed"
     price = client.get(f"{shop.inventory_url}/api/inventory/SKU-0101").json()["price_cents"]
     assert order["items"][0] == {"sku": "SKU-0101", "qty": 2, "price_cents": price}
     assert _held(client, shop, "SKU-0101", order["id"]) == [
@@ -88,7 +88,8 @@ def test_insufficient_stock_leaves_nothing_reserved(shop: Stack, client: httpx.C
         "detail": "insufficient stock for SKU-0104",
     }
     assert all(
-        x["order_id"] < NEW_ID_BASE for x in reservations(client, shop.inventory_url, "SKU-0103")
+        x["order_id"] < NEW_SERVICES_ID_FLOOR
+        for x in reservations(client, shop.inventory_url, "SKU-0103")
     )
 
 
@@ -105,7 +106,7 @@ def test_idempotency_key_places_one_order(shop: Stack, client: httpx.Client) -> 
             [
                 x
                 for x in reservations(client, shop.inventory_url, "SKU-0105")
-                if x["order_id"] >= NEW_ID_BASE
+                if x["order_id"] >= NEW_SERVICES_ID_FLOOR
             ]
         )
         == 1
@@ -183,7 +184,9 @@ def test_crash_after_reserve_is_reconciled_on_restart(shop: Stack, client: httpx
         proc.popen.wait(10)
         assert proc.popen.returncode == 1
     held = [
-        x for x in reservations(client, shop.inventory_url, sku) if x["order_id"] >= NEW_ID_BASE
+        x
+        for x in reservations(client, shop.inventory_url, sku)
+        if x["order_id"] >= NEW_SERVICES_ID_FLOOR
     ]
     assert len(held) == 1, "the crash left the reservation behind"
     order_id = held[0]["order_id"]

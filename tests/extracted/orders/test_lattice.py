@@ -16,16 +16,17 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
 from extracted.orders.adapters.db import make_engine
 from extracted.orders.adapters.orm import create_tables, metadata
 from extracted.orders.adapters.unit_of_work import SqlUnitOfWork
 from extracted.orders.domain.events import OrderChangedElsewhere
 from extracted.orders.domain.lattice import merged
-from extracted.orders.domain.model import NEW_ID_BASE, Order, OrderLine, OrderStatus, Origin
+from extracted.orders.domain.model import Order, OrderLine, OrderStatus, Origin
 from extracted.orders.service.replication import apply_changes_now
 from tests.extracted.orders.fakes import FakeDatabase
 
-IDS = [1, 2, 3, 999_999_999, NEW_ID_BASE, NEW_ID_BASE + 1]
+IDS = [1, 2, 3, 999_999_999, NEW_SERVICES_ID_FLOOR, NEW_SERVICES_ID_FLOOR + 1]
 STATUSES = [OrderStatus.PLACED, OrderStatus.CANCELLED]
 
 lines = st.lists(

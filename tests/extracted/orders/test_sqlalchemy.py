@@ -9,13 +9,14 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
 from extracted.events import Event
 from extracted.orders.adapters.db import make_engine, normalise_url
 from extracted.orders.adapters.orm import create_tables, outbox
 from extracted.orders.adapters.unit_of_work import SqlUnitOfWork
 from extracted.orders.domain.commands import CancelOrder, LineRequest, PlaceOrder
 from extracted.orders.domain.errors import DependencyUnavailable
-from extracted.orders.domain.model import NEW_ID_BASE, Order, OrderLine, OrderStatus, Origin
+from extracted.orders.domain.model import Order, OrderLine, OrderStatus, Origin
 from extracted.orders.service import orders as uc
 from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer, SyncProgress
 from tests.extracted.orders.fakes import FakeCustomers, FakeInventory, FakeItem
@@ -28,7 +29,7 @@ def _order(oid: int, status: OrderStatus = OrderStatus.PLACED, created: float = 
         status,
         (OrderLine("SKU-0002", 2, 150), OrderLine("SKU-0001", 1, 99)),
         "2026-11-25T12:00:00Z",
-        Origin.LEGACY if oid < NEW_ID_BASE else Origin.ORDERS,
+        Origin.LEGACY if oid < NEW_SERVICES_ID_FLOOR else Origin.ORDERS,
         created_at=created,
     )
 
@@ -67,28 +68,30 @@ def test_round_trip_keeps_line_order_and_rolls_back_without_commit(engine: sa.En
 def test_ids_are_allocated_above_the_base_only(engine: sa.Engine) -> None:
     uow = SqlUnitOfWork(engine)
     with uow:
-        assert uow.orders.next_id() == NEW_ID_BASE
+        assert uow.orders.next_id() == NEW_SERVICES_ID_FLOOR
         uow.orders.add(_order(999_999_999))
-        uow.orders.add(_order(NEW_ID_BASE + 41))
+        uow.orders.add(_order(NEW_SERVICES_ID_FLOOR + 41))
         uow.commit()
     with uow:
-        assert uow.orders.next_id() == NEW_ID_BASE + 42
+        assert uow.orders.next_id() == NEW_SERVICES_ID_FLOOR + 42
 
 
 def test_status_changes_are_conditional(engine: sa.Engine) -> None:
     uow = SqlUnitOfWork(engine)
     with uow:
-        uow.orders.add(_order(NEW_ID_BASE, OrderStatus.PENDING, created=10.0))
+        uow.orders.add(_order(NEW_SERVICES_ID_FLOOR, OrderStatus.PENDING, created=10.0))
         uow.commit()
     with uow:
-        assert [o.id for o in uow.orders.stale([OrderStatus.PENDING], 11.0)] == [NEW_ID_BASE]
+        assert [o.id for o in uow.orders.stale([OrderStatus.PENDING], 11.0)] == [
+            NEW_SERVICES_ID_FLOOR
+        ]
         assert uow.orders.stale([OrderStatus.PENDING], 10.0) == []
         assert uow.orders.list_visible(None, 50, 0) == ([], 0)
         assert not uow.orders.set_status(
-            NEW_ID_BASE, [OrderStatus.PLACED], OrderStatus.CANCELLED, Origin.ORDERS
+            NEW_SERVICES_ID_FLOOR, [OrderStatus.PLACED], OrderStatus.CANCELLED, Origin.ORDERS
         )
         assert uow.orders.set_status(
-            NEW_ID_BASE, [OrderStatus.PENDING], OrderStatus.PLACED, Origin.ORDERS
+            NEW_SERVICES_ID_FLOOR, [OrderStatus.PENDING], OrderStatus.PLACED, Origin.ORDERS
         )
         uow.commit()
     with uow:
@@ -98,10 +101,10 @@ def test_status_changes_are_conditional(engine: sa.Engine) -> None:
 
 def test_merge_inserts_missing_orders_and_only_ever_cancels(engine: sa.Engine) -> None:
     uow = SqlUnitOfWork(engine)
-    mine = _order(NEW_ID_BASE + 1)
+    mine = _order(NEW_SERVICES_ID_FLOOR + 1)
     with uow:
         uow.orders.add(mine)
-        uow.orders.add(_order(NEW_ID_BASE + 2, OrderStatus.PENDING))
+        uow.orders.add(_order(NEW_SERVICES_ID_FLOOR + 2, OrderStatus.PENDING))
         uow.commit()
     cancelled_copy = Order(
         5, 4, OrderStatus.CANCELLED, (OrderLine("X", 3, 7),), "2026-11-25T12:00:00Z", Origin.LEGACY
@@ -113,27 +116,29 @@ def test_merge_inserts_missing_orders_and_only_ever_cancels(engine: sa.Engine) -
                 cancelled_copy,  # cancelled wins; the lines stay the first copy's
                 _order(5),  # a late placed copy changes nothing
                 # The legacy cancelled one of ours: status only, our lines and ids are kept.
-                Order(NEW_ID_BASE + 1, 4, OrderStatus.CANCELLED, (), "x", Origin.LEGACY),
-                _order(NEW_ID_BASE + 2, OrderStatus.CANCELLED),  # a saga in flight: untouched
+                Order(NEW_SERVICES_ID_FLOOR + 1, 4, OrderStatus.CANCELLED, (), "x", Origin.LEGACY),
+                _order(
+                    NEW_SERVICES_ID_FLOOR + 2, OrderStatus.CANCELLED
+                ),  # a saga in flight: untouched
             ]
         )
         uow.commit()
     assert [(o.id, o.status) for o in changed] == [
         (5, OrderStatus.PLACED),
         (5, OrderStatus.CANCELLED),
-        (NEW_ID_BASE + 1, OrderStatus.CANCELLED),
+        (NEW_SERVICES_ID_FLOOR + 1, OrderStatus.CANCELLED),
     ]
     with uow:
         five = uow.orders.get(5)
         assert five is not None and five.status is OrderStatus.CANCELLED
         assert five.lines == _order(5).lines and five.origin is Origin.LEGACY
-        ours = uow.orders.get(NEW_ID_BASE + 1)
+        ours = uow.orders.get(NEW_SERVICES_ID_FLOOR + 1)
         assert ours is not None and ours.status is OrderStatus.CANCELLED
         assert ours.lines == mine.lines and ours.origin is Origin.LEGACY
-        pending = uow.orders.get(NEW_ID_BASE + 2)
+        pending = uow.orders.get(NEW_SERVICES_ID_FLOOR + 2)
         assert pending is not None and pending.status is OrderStatus.PENDING
         assert uow.orders.merge([_order(5), cancelled_copy]) == []  # idempotent
-        assert uow.orders.ids_in([OrderStatus.PENDING]) == {NEW_ID_BASE + 2}
+        assert uow.orders.ids_in([OrderStatus.PENDING]) == {NEW_SERVICES_ID_FLOOR + 2}
 
 
 def test_sync_state_only_moves_forward(engine: sa.Engine) -> None:
@@ -192,7 +197,7 @@ def test_idempotency_keys_are_unique_and_purged(engine: sa.Engine) -> None:
 
 def test_keys_are_learned_once_and_found_by_order(engine: sa.Engine) -> None:
     uow = SqlUnitOfWork(engine)
-    mine = StoredAnswer("k", {"b": 1}, {"id": NEW_ID_BASE}, 100.0, NEW_ID_BASE)
+    mine = StoredAnswer("k", {"b": 1}, {"id": NEW_SERVICES_ID_FLOOR}, 100.0, NEW_SERVICES_ID_FLOOR)
     with uow:
         uow.keys.store(mine)
         theirs = StoredAnswer("k", {"b": 2}, {"id": 9}, 50.0)
@@ -203,7 +208,7 @@ def test_keys_are_learned_once_and_found_by_order(engine: sa.Engine) -> None:
         assert uow.keys.find("k") == mine
         learned = uow.keys.for_order(9)
         assert learned is not None and learned.key == "legacy-key" and learned.order_id == 9
-        assert uow.keys.for_order(NEW_ID_BASE) == mine
+        assert uow.keys.for_order(NEW_SERVICES_ID_FLOOR) == mine
         assert uow.keys.for_order(12345) is None
 
 
@@ -230,14 +235,14 @@ def test_publish_writes_versioned_envelopes_to_the_outbox(engine: sa.Engine) -> 
 
     uow = SqlUnitOfWork(engine)
     with uow:
-        uow.publish([OrderPlaced(_order(NEW_ID_BASE))])
+        uow.publish([OrderPlaced(_order(NEW_SERVICES_ID_FLOOR))])
         uow.commit()
     with engine.connect() as conn:
         (payload,) = conn.execute(sa.select(outbox.c.payload)).scalars()
     event = Event.from_json(payload)
     assert event.type == "order.placed" and event.origin == "orders" and event.version == 2
-    assert event.aggregate == f"order:{NEW_ID_BASE}" and event.aggregate_version == 1
-    assert event.data == {"order": _order(NEW_ID_BASE).to_json()}
+    assert event.aggregate == f"order:{NEW_SERVICES_ID_FLOOR}" and event.aggregate_version == 1
+    assert event.data == {"order": _order(NEW_SERVICES_ID_FLOOR).to_json()}
     assert event.idempotency_key is None
     assert orjson.loads(payload)["data"]["order"]["items"][0]["sku"] == "SKU-0002"
 
@@ -246,7 +251,7 @@ def test_events_of_orders_placed_under_a_key_carry_it(engine: sa.Engine) -> None
     from extracted.orders.domain.events import OrderCancelled, OrderPlaced
     from extracted.orders.domain.idempotency import KeyRecord
 
-    order = _order(NEW_ID_BASE)
+    order = _order(NEW_SERVICES_ID_FLOOR)
     key = KeyRecord("key-1", {"customer_id": 4}, order.to_json())
     uow = SqlUnitOfWork(engine)
     with uow:

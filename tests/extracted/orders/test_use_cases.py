@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
 from extracted.orders.domain.commands import CancelOrder, LineRequest, PlaceOrder
 from extracted.orders.domain.errors import (
     DependencyUnavailable,
@@ -15,7 +16,7 @@ from extracted.orders.domain.errors import (
 )
 from extracted.orders.domain.events import OrderCancelled, OrderPlaced
 from extracted.orders.domain.idempotency import UNPARSABLE, KeyRecord
-from extracted.orders.domain.model import NEW_ID_BASE, Order, OrderLine, OrderStatus, Origin
+from extracted.orders.domain.model import Order, OrderLine, OrderStatus, Origin
 from extracted.orders.service import orders as uc
 from extracted.orders.service.reconcile import reconcile
 from tests.extracted.orders.fakes import (
@@ -51,23 +52,26 @@ async def test_place_reserves_every_line_prices_it_and_publishes(
 ) -> None:
     placed = await uc.place_order(_cmd(("B", 2), ("A", 3)), db.uow(), inventory, customers)
     order = placed.order
-    assert order["id"] == NEW_ID_BASE and order["status"] == "placed"
+    assert order["id"] == NEW_SERVICES_ID_FLOOR and order["status"] == "placed"
     assert order["items"] == [
         {"sku": "B", "qty": 2, "price_cents": 250},
         {"sku": "A", "qty": 3, "price_cents": 100},
     ]
     assert order["total_cents"] == 800
-    assert inventory.reservations == {("B", NEW_ID_BASE): 2, ("A", NEW_ID_BASE): 3}
+    assert inventory.reservations == {
+        ("B", NEW_SERVICES_ID_FLOOR): 2,
+        ("A", NEW_SERVICES_ID_FLOOR): 3,
+    }
     assert [type(e) for e in db.tables.outbox] == [OrderPlaced]
     second = await uc.place_order(_cmd(("C", 1)), db.uow(), inventory, customers)
-    assert second.order["id"] == NEW_ID_BASE + 1
+    assert second.order["id"] == NEW_SERVICES_ID_FLOOR + 1
 
 
 async def test_ids_stay_above_the_base_even_with_copied_legacy_orders(
     db: FakeDatabase, inventory: FakeInventory, customers: FakeCustomers
 ) -> None:
     await uc.place_order(_cmd(("A", 1)), db.uow(), inventory, customers)
-    assert (await uc.get_order(NEW_ID_BASE, db.uow())).id == NEW_ID_BASE
+    assert (await uc.get_order(NEW_SERVICES_ID_FLOOR, db.uow())).id == NEW_SERVICES_ID_FLOOR
 
 
 async def test_unknown_customer_and_sku_are_refused_before_anything_is_stored(
@@ -129,19 +133,19 @@ async def test_reconcile_spares_young_pending_orders_and_releases_old_ones(
     from extracted.orders.domain.model import Order, OrderLine
 
     with db.uow() as uow:
-        for oid, created in ((NEW_ID_BASE, 100.0), (NEW_ID_BASE + 1, 195.0)):
+        for oid, created in ((NEW_SERVICES_ID_FLOOR, 100.0), (NEW_SERVICES_ID_FLOOR + 1, 195.0)):
             uow.orders.add(
                 Order(
                     oid, 1, OrderStatus.PENDING, (OrderLine("A", 2, 100),), "x", created_at=created
                 )
             )
         uow.commit()
-    await inventory.reserve("A", NEW_ID_BASE, 2)
-    await inventory.reserve("A", NEW_ID_BASE + 1, 2)
+    await inventory.reserve("A", NEW_SERVICES_ID_FLOOR, 2)
+    await inventory.reserve("A", NEW_SERVICES_ID_FLOOR + 1, 2)
     released = await reconcile(db.uow(), inventory, older_than=10.0, clock=lambda: 200.0)
     assert released == 1
-    assert inventory.reservations == {("A", NEW_ID_BASE + 1): 2}
-    assert db.tables.orders[NEW_ID_BASE + 1].status is OrderStatus.PENDING
+    assert inventory.reservations == {("A", NEW_SERVICES_ID_FLOOR + 1): 2}
+    assert db.tables.orders[NEW_SERVICES_ID_FLOOR + 1].status is OrderStatus.PENDING
 
 
 async def test_a_saga_whose_order_was_reconciled_meanwhile_answers_503(
@@ -268,7 +272,7 @@ async def test_a_miss_in_the_legacy_range_is_read_repaired(
         await uc.get_order(8, db.uow(), legacy)
     # Ids of the new services are never asked for.
     with pytest.raises(NotFound):
-        await uc.get_order(NEW_ID_BASE + 5, db.uow(), legacy)
+        await uc.get_order(NEW_SERVICES_ID_FLOOR + 5, db.uow(), legacy)
     assert legacy.calls == [("get", 7), ("get", 8)]
     # The legacy down: we cannot know, so not 404 but dependency_unavailable (503).
     legacy.down = True
@@ -329,4 +333,7 @@ async def test_list_filters_by_customer_and_pages(
     for customer in (1, 2, 1, 1):
         await uc.place_order(_cmd(("A", 1), customer=customer), db.uow(), inventory, customers)
     page, total = await uc.list_orders(db.uow(), customer_id=1, limit=2, offset=1)
-    assert total == 3 and [o.id for o in page] == [NEW_ID_BASE + 2, NEW_ID_BASE + 3]
+    assert total == 3 and [o.id for o in page] == [
+        NEW_SERVICES_ID_FLOOR + 2,
+        NEW_SERVICES_ID_FLOOR + 3,
+    ]
