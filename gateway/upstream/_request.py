@@ -10,6 +10,8 @@ __all__ = ["BODY_METHODS", "IDEMPOTENT_METHODS", "encode_head"]
 
 # Methods whose requests carry a body by definition: send `Content-Length: 0` when there is none.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# RFC 9110 §9.2.2: sending one of these twice has the effect of sending it once. The one
+# definition: the pool's stale-connection retry and the policy's retries and fallbacks use it.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 Body = bytes | bytearray | AsyncIterator[bytes] | None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 from gateway.upstream._request import IDEMPOTENT_METHODS, Body, encode_head
 from gateway.upstream._ticker import Ticker
@@ -15,6 +14,7 @@ from gateway.upstream.errors import (
     UpstreamReset,
     UpstreamTimeout,
 )
+from gateway.upstream.origin import parse_origin
 from gateway.upstream.response import UpstreamResponse
 
 __all__ = ["UpstreamPool"]
@@ -36,16 +36,12 @@ class UpstreamPool:
         connect_timeout: float = 2.0,
         idle_timeout: float = 60.0,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme == "https":
-            raise NotImplementedError("UpstreamPool speaks plain http only; https is not supported")
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"upstream URL must look like http://host:port, got {url!r}")
+        origin = parse_origin(url)  # ValueError on anything but http://host[:port]
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.url = url
-        self.host = parts.hostname
-        self.port = parts.port or 80
+        self.host = origin.host
+        self.port = origin.port
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
