@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
-from gateway.config import PARAM, Config, Idempotency, Route, Shadow, path_segments
+from gateway.config import Config, Idempotency, Route, Shadow
+from gateway.paths import PARAM, path_segments
 
 __all__ = ["BreakerSettings", "CompiledRoute", "Match", "RouteTable"]
 
