@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import pybreaker
 
 from gateway import metrics
+from gateway.table import BreakerSettings  # defined with the compiled route; exported here too
 
 __all__ = [
     "CLOSED",
@@ -82,19 +83,13 @@ _IN_TRIAL = HalfOpen(trial=True)
 
 
 class BreakerLimits(Protocol):
-    """What a breaker is configured with (BreakerSettings, or the compiled route's settings)."""
+    """What a breaker is configured with: a compiled route's `BreakerSettings` (gateway.table)."""
 
     @property
     def failures(self) -> int: ...
 
     @property
     def reset_after(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class BreakerSettings:
-    failures: int
-    reset_after: float
 
 
 Listener = Callable[["Breaker"], None]
