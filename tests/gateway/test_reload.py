@@ -239,3 +239,44 @@ async def test_shutdown_closes_pools_still_in_their_grace() -> None:
     await clock.advance(5)
     await retirement.close()
     assert closed == [("a", 5.0)] and retirement.pending == 0
+
+
+async def test_reloads_retire_the_pools_they_replaced_each_with_the_grace_period(
+    tmp_path, monkeypatch
+) -> None:
+    from gateway.app import build_gateway
+    from gateway.settings import Settings
+    from gateway.upstream import UpstreamPool
+
+    def routes(port: int) -> str:
+        return (
+            "version: 1\n"
+            f'upstreams:\n  a: {{url: "http://127.0.0.1:{port}"}}\n'
+            "defaults:\n  upstream: a\n"
+        )
+
+    path = tmp_path / "routes.yaml"
+    path.write_text(routes(1001))
+    gw = build_gateway(Settings(routes=path, grace_period=30.0))
+    assert gw.reloader.retirement.grace == 30.0  # --grace-period reaches the reloader
+    clock = FakeClock()
+    gw.reloader.retirement = PoolRetirement(30.0, sleep=clock.sleep)
+    closed: list[tuple[str, float]] = []
+
+    async def close(pool: UpstreamPool) -> None:
+        closed.append((pool.url, clock.now))
+
+    monkeypatch.setattr(UpstreamPool, "close", close)
+    path.write_text(routes(1002))
+    assert (await gw.reloader.reload("test")).changed
+    await clock.advance(25)
+    path.write_text(routes(1003))
+    assert (await gw.reloader.reload("test")).changed
+    await clock.advance(5)
+    assert closed == [("http://127.0.0.1:1001", 30.0)]
+    await clock.advance(24)
+    assert closed == [("http://127.0.0.1:1001", 30.0)]
+    await clock.advance(1)
+    assert closed == [("http://127.0.0.1:1001", 30.0), ("http://127.0.0.1:1002", 55.0)]
+    await gw.reloader.close()
+    await gw.pools.close()
