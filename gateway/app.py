@@ -75,7 +75,7 @@ class Gateway:
         """Open the resources in dependency order, each registering its close on the stack."""
         stack = self.stack
         if self.access_log is not None:
-            stack.callback(self.access_log.flush)  # last: the drained requests' lines
+            stack.push_async_callback(self.access_log.aclose)  # last: the drained requests' lines
         stack.push_async_callback(self.pools.close)
         if self.breaker_sync is not None:
             await self.breaker_sync.start()

@@ -20,6 +20,7 @@ import sys
 import tempfile
 from types import FrameType
 
+from gateway.logs import setup_logging
 from gateway.settings import Settings
 
 __all__ = ["WORKER_ENV", "run", "worker_command"]
@@ -29,33 +30,21 @@ log = logging.getLogger("gateway")
 WORKER_ENV = "GATEWAY_WORKER"  # set in the workers' environment: serve, with SO_REUSEPORT
 
 
-def _setup_logging(fmt: str) -> None:
-    if fmt == "json":
-        logging.basicConfig(
-            level=logging.INFO,
-            stream=sys.stderr,
-            format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":%(message)r}',
-        )
-    else:
-        logging.basicConfig(
-            level=logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-
-
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
-    _setup_logging(settings.log_format)
-    if settings.workers > 1 and not os.environ.get(WORKER_ENV):
-        return _supervise(settings)
+    stop_logging = setup_logging(settings.log_format)
     try:
-        import uvloop
+        if settings.workers > 1 and not os.environ.get(WORKER_ENV):
+            return _supervise(settings)
+        try:
+            import uvloop
 
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
-        pass
-    return asyncio.run(_serve(settings, reuse_port=bool(os.environ.get(WORKER_ENV))))
+            uvloop.install()
+        except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
+            pass
+        return asyncio.run(_serve(settings, reuse_port=bool(os.environ.get(WORKER_ENV))))
+    finally:
+        stop_logging()
 
 
 async def _serve(settings: Settings, reuse_port: bool) -> int:
