@@ -59,16 +59,22 @@ def test_access_log_one_json_line_per_request(backends, start_gateway):
 def test_sigterm_drains_in_flight_requests(backends, start_gateway):
     gw = start_gateway(routes_for(backends), "--grace-period", "10")
     result: dict[str, object] = {}
+    key = f"drain-{time.monotonic_ns()}"
 
     def slow() -> None:
         try:
-            result["status"] = httpx.get(gw.url + "/slow?ms=1500", timeout=10).status_code
+            r = httpx.get(f"{gw.url}/slow?ms=1500&key={key}", timeout=10)
+            result["status"] = r.status_code
         except httpx.HTTPError as exc:
             result["error"] = repr(exc)
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.4)
+    deadline = time.monotonic() + 10
+    # Wait until it is in flight at the upstream (a fixed sleep flakes under load).
+    while backends["a"].hits(key) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     gw.proc.signal(signal.SIGTERM)
     t.join(10)
     assert result.get("status") == 200, result
@@ -182,7 +188,7 @@ def test_workers_get_the_grace_period(backends, start_gateway):
 
     def slow() -> None:
         try:
-            r = httpx.get(f"{gw.url}/slow?ms=10000&key={key}", timeout=30)
+            r = httpx.get(f"{gw.url}/slow?ms=20000&key={key}", timeout=40)
             outcomes.append(str(r.status_code))
         except httpx.HTTPError as exc:
             outcomes.append(type(exc).__name__)
@@ -196,8 +202,8 @@ def test_workers_get_the_grace_period(backends, start_gateway):
         time.sleep(0.05)
     t0 = time.monotonic()
     gw.proc.signal(signal.SIGTERM)
-    assert gw.proc.popen.wait(20) == 0
-    assert time.monotonic() - t0 < 7  # cut after 1 s; the default 30 s would wait out the 10 s
+    assert gw.proc.popen.wait(30) == 0
+    assert time.monotonic() - t0 < 12  # cut after 1 s; the default 30 s would wait out the 20 s
     for t in threads:
         t.join(20)
     assert len(outcomes) == 4 and "200" not in outcomes, outcomes
