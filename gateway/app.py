@@ -1,13 +1,17 @@
 """The ONE wiring place: builds pools, breakers, the serving snapshot, the reloader, the proxy handler,
-the idempotency store and the admin application from the serve options (STYLE.md principle 1)."""
+the idempotency store and the admin application from the Settings (STYLE.md principle 1).
+
+`Gateway` owns its resources through one AsyncExitStack: each is registered as it is opened, so they
+close in reverse order (listeners drain first, the access log is written last), on every exit path.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from aiohttp import web
 
@@ -19,32 +23,14 @@ from gateway.config import ConfigError, ConfigIssue, load_config
 from gateway.idempotency import IdempotencyStore, open_store, settle_pending, store_url
 from gateway.listener import ProxyServer
 from gateway.proxy import Proxy, SnapshotRef
-from gateway.reload import Reloader
+from gateway.reload import PoolRetirement, Reloader
 from gateway.runtime import PoolSet, build_snapshot
-from gateway.shadow.mirror import ShadowMirror, open_mirror
+from gateway.settings import Settings
+from gateway.shadow.mirror import open_mirror
+
+__all__ = ["AdminTokenMissing", "Gateway", "build_gateway"]
 
 log = logging.getLogger("gateway")
-
-
-@dataclass
-class Settings:
-    """What build_gateway needs (the CLI's ServeOptions map onto it)."""
-
-    routes: str
-    admin_host: str = "127.0.0.1"
-    admin_token: str | None = field(default_factory=lambda: os.environ.get("GATEWAY_ADMIN_TOKEN"))
-    log_format: str = "json"
-    redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL") or None)
-    # Where idempotency records live; None: chosen by gateway.idempotency.store_url.
-    idempotency_store: str | None = field(
-        default_factory=lambda: os.environ.get("IDEMPOTENCY_STORE") or None
-    )
-    access_log: bool = True
-    watch_interval: float = 0.5
-    max_line_size: int = 8192  # request line (414 past it); must differ from max_field_size
-    max_field_size: int = 8190  # one header field (431 past it)
-    header_timeout: float = 10.0
-    keepalive_timeout: float = 75.0  # idle keep-alive client connections (nginx's default)
 
 
 class AdminTokenMissing(RuntimeError):
@@ -53,6 +39,9 @@ class AdminTokenMissing(RuntimeError):
 
 @dataclass
 class Gateway:
+    """One serving process's parts. `async with gateway:` starts the background work and closes
+    everything on exit; `listen()` inside it opens the ports."""
+
     settings: Settings
     ref: SnapshotRef
     pools: PoolSet
@@ -64,55 +53,91 @@ class Gateway:
     access_log: AccessLog | None
     idempotency: IdempotencyStore
     breaker_sync: BreakerSync | None = None
-    _watch: asyncio.Task[None] | None = None
-    _shadow: contextlib.AbstractAsyncContextManager[ShadowMirror] | None = None
+    stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
-    async def start_background(self) -> None:
-        """Start the file watcher and the Redis breaker sync (call inside the running loop)."""
-        self._watch = asyncio.get_running_loop().create_task(
-            self.reloader.watch(self.settings.watch_interval)
-        )
+    async def __aenter__(self) -> Gateway:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stack.aclose()
+
+    async def start(self) -> None:
+        """Open the resources in dependency order, each registering its close on the stack."""
+        stack = self.stack
+        if self.access_log is not None:
+            stack.push_async_callback(self.access_log.aclose)  # last: the drained requests' lines
+        stack.push_async_callback(self.pools.close)
         if self.breaker_sync is not None:
             await self.breaker_sync.start()
+            stack.push_async_callback(self.breaker_sync.close)
+        # The shadow store is opened once at start-up; a changed shadow_store needs a restart.
+        # Closing drains queued copies (bounded), flushes the statistics and closes the store.
+        mirror = await stack.enter_async_context(open_mirror(self.ref.current.config.shadow_store))
+        self.proxy.mirror = mirror
+        stack.callback(setattr, self.proxy, "mirror", None)
         # Opens no connection and no file yet: that happens on the first keyed request.
         await self.idempotency.start()
+        stack.push_async_callback(self._close_idempotency)
         self.proxy.idempotency = self.idempotency
-        # The shadow store is opened once at start-up; a changed shadow_store needs a restart.
-        self._shadow = open_mirror(self.ref.current.config.shadow_store)
-        self.proxy.mirror = await self._shadow.__aenter__()
+        stack.push_async_callback(self.reloader.close)  # pending reloads; pools in their grace
+        watch = asyncio.get_running_loop().create_task(
+            self.reloader.watch(self.settings.watch_interval)
+        )
+        stack.push_async_callback(_cancel, watch)
 
-    async def close(self) -> None:
-        """Stop background work and close every upstream connection."""
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
-        await self.reloader.close()
+    async def listen(self, reuse_port: bool = False) -> None:
+        """Open the proxy and admin ports; on exit the proxy drains (up to the grace period) first.
+        Raises OSError when a port cannot be bound."""
+        s = self.settings
+        admin = web.AppRunner(self.admin_app, access_log=None, shutdown_timeout=5.0)
+        await admin.setup()
+        self.stack.push_async_callback(admin.cleanup)
+        proxy = web.ServerRunner(self.server, shutdown_timeout=s.grace_period)
+        await proxy.setup()
+        self.stack.push_async_callback(self._drain, proxy)
+        await web.TCPSite(proxy, s.host, s.port, reuse_port=reuse_port, backlog=1024).start()
+        await web.TCPSite(admin, s.admin_host, s.admin_port, reuse_port=reuse_port).start()
+
+    async def _drain(self, runner: web.BaseRunner) -> None:
+        """Stop accepting, then wait for in-flight handlers up to the grace period."""
+        self.proxy.draining = True
+        await runner.cleanup()
+
+    async def _close_idempotency(self) -> None:
         # Answers already on their way to the store are stored before it closes.
         self.proxy.idempotency = None
         await settle_pending()
         await self.idempotency.close()
-        if self._shadow is not None:
-            # Drains queued copies (bounded), flushes the statistics, closes the store.
-            self.proxy.mirror = None
-            await self._shadow.__aexit__(None, None, None)
-        if self.breaker_sync is not None:
-            await self.breaker_sync.close()
-        await self.pools.close()
-        if self.access_log is not None:
-            self.access_log.flush()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def build_gateway(settings: Settings) -> Gateway:
-    """Load and validate routes.yaml and wire the whole gateway (raises ConfigError on a bad file)."""
+    """Load and validate routes.yaml and wire the whole gateway (raises ConfigError on a bad file).
+    Opens nothing: `async with` the result does."""
     if not is_loopback(settings.admin_host) and not settings.admin_token:
         raise AdminTokenMissing(
             f"admin listener on {settings.admin_host} is not loopback: set GATEWAY_ADMIN_TOKEN"
         )
-    config = load_config(settings.routes)
+    routes = str(settings.routes)
+    config = load_config(routes)
     pools = PoolSet()
     breakers = BreakerRegistry()
     ref = SnapshotRef(build_snapshot(config, pools, breakers))
-    reloader = Reloader(settings.routes, ref, pools, breakers)
+    reloader = Reloader(routes, ref, pools, breakers, PoolRetirement(settings.grace_period))
     access_log = AccessLog(settings.log_format) if settings.access_log else None
     proxy = Proxy(ref, access_log)
     server = ProxyServer(

@@ -1,24 +1,30 @@
 """Breaker state shared across gateway processes and replicas through Redis (SPEC §4.3, §2).
 
-The hot path never waits on Redis: every breaker keeps its state in a local pybreaker storage
-(`SharedStateStorage`, pybreaker's storage interface) and a background task here
+The hot path never waits on Redis: every breaker keeps its state in process (gateway.breakers) and
+a background task here
 
-- pushes local transitions and admin overrides (queued without blocking) to a Redis hash per breaker and
-  announces them on a pub/sub channel;
-- applies what other replicas announce (pub/sub, so within milliseconds) and re-reads every hash once per
-  `poll_interval` (a replica that starts, or that missed a message, converges within a second);
-- degrades to local state with a logged warning while Redis is unreachable, and resynchronises when it is back.
+- pushes local transitions and admin overrides to a Redis key per breaker and announces them on a
+  pub/sub channel. Changes are coalesced in a dict of dirty breakers (never dropped): a breaker that
+  changes again before it is pushed is pushed once, with its newest state, and after an outage every
+  breaker that changed meanwhile is pushed;
+- applies what other replicas announce (pub/sub, so within milliseconds) and re-reads every key once
+  per `poll_interval` (a replica that starts, or that missed a message, converges within a second);
+- degrades to local state with a logged warning while Redis is unreachable, and resynchronises when
+  it is back.
+
+Newest wins, per breaker, by a version stamp: the wall-clock time of a change, kept strictly above
+the version this replica already holds (its own or one it adopted), so a change made after adopting
+another replica's record is newer than that record even when this host's clock is behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import time
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 import redis.asyncio as aioredis
@@ -26,6 +32,13 @@ import redis.asyncio as aioredis
 from gateway.breakers import Breaker, BreakerRegistry
 
 log = logging.getLogger("gateway.breaker_sync")
+
+# A local change is stamped at least this much above the version it replaces.
+VERSION_STEP = 0.001
+# Wait between attempts while Redis is unreachable.
+RETRY_DELAY = 1.0
+
+Key = tuple[str, str]
 
 
 class BreakerSync:
@@ -38,6 +51,7 @@ class BreakerSync:
         *,
         prefix: str | None = None,
         poll_interval: float = 0.5,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.registry = registry
@@ -45,8 +59,10 @@ class BreakerSync:
         self.channel = f"{self.prefix}:breakers"
         self.poll_interval = poll_interval
         self.replica = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-        self._queue: asyncio.Queue[Breaker] = asyncio.Queue(maxsize=10000)
-        self._seen: dict[tuple[str, str], float] = {}  # newest update applied or sent, per breaker
+        self._wall = wall  # stamps versions and converts opened_at; injectable for tests
+        self._dirty: dict[Key, Breaker] = {}  # changed here, not pushed yet
+        self._pending = asyncio.Event()
+        self._version: dict[Key, float] = {}  # stamp of the newest state held here, per breaker
         self._tasks: list[asyncio.Task[None]] = []
         self._healthy = True
         self._redis: aioredis.Redis | None = None
@@ -55,11 +71,13 @@ class BreakerSync:
     def key(self, route: str, upstream: str) -> str:
         return f"{self.prefix}:breaker:{route}:{upstream}"
 
-    # -- called synchronously from pybreaker listeners / admin -----------------------------------------
+    # -- called synchronously by the breakers (transitions, admin overrides) ----------------------------
     def enqueue(self, breaker: Breaker) -> None:
-        """Queue a local change for publishing; never blocks (drops when the queue is full)."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(breaker)
+        """Mark a local change for pushing; never blocks, never drops (one entry per breaker)."""
+        key = (breaker.route, breaker.upstream)
+        self._version[key] = max(self._wall(), self._version.get(key, 0.0) + VERSION_STEP)
+        self._dirty[key] = breaker
+        self._pending.set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -93,64 +111,65 @@ class BreakerSync:
         self._healthy = True
 
     # -- push ----------------------------------------------------------------------------------------------
-    def _record(self, b: Breaker) -> dict[str, Any]:
-        storage = b.storage
-        opened_at = storage.opened_at.timestamp() if storage.opened_at else None
-        updated = storage.changed_at or time.time()
-        return {
-            "state": b.cb.current_state,
-            "forced": b.forced,
-            "opened_at": opened_at,
-            "updated": max(updated, b.forced_at),
-            "replica": self.replica,
-        }
+    def _record(self, key: Key, b: Breaker) -> bytes:
+        opened_ago = b.opened_ago()
+        return orjson.dumps(
+            {
+                "route": b.route,
+                "upstream": b.upstream,
+                "state": b.phase.name,
+                "forced": b.forced,
+                "opened_at": None if opened_ago is None else self._wall() - opened_ago,
+                "updated": self._version.get(key, 0.0),
+                "replica": self.replica,
+            }
+        )
 
     async def _push_loop(self) -> None:
         assert self._redis is not None
         while True:
-            b = await self._queue.get()
-            record = self._record(b)
-            self._seen[(b.route, b.upstream)] = record["updated"]
-            payload = orjson.dumps({"route": b.route, "upstream": b.upstream, **record})
-            while True:
-                try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        pipe.set(self.key(b.route, b.upstream), payload, ex=86400)
+            await self._pending.wait()
+            self._pending.clear()
+            batch, self._dirty = self._dirty, {}
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, b in batch.items():
+                        payload = self._record(key, b)
+                        pipe.set(self.key(*key), payload, ex=86400)
                         pipe.publish(self.channel, payload)
-                        await pipe.execute()
-                    self._recovered()
-                    break
-                except (aioredis.RedisError, OSError) as exc:
-                    self._degraded(exc)
-                    await asyncio.sleep(1.0)
-                    if not self._queue.empty():
-                        break  # a newer change supersedes this one once Redis is back
+                    await pipe.execute()
+                self._recovered()
+            except (aioredis.RedisError, OSError) as exc:
+                self._degraded(exc)
+                for key, b in batch.items():
+                    self._dirty.setdefault(
+                        key, b
+                    )  # still to push; a newer entry is the same breaker
+                self._pending.set()
+                await asyncio.sleep(RETRY_DELAY)
 
     # -- pull ----------------------------------------------------------------------------------------------
     def apply(self, raw: bytes | str) -> None:
-        """Adopt another replica's record if it is newer than what this replica last saw."""
+        """Adopt another replica's record if it is newer than the state this replica holds."""
         try:
             rec = orjson.loads(raw)
-            route, upstream = rec["route"], rec["upstream"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            key = (rec["route"], rec["upstream"])
+            updated = float(rec.get("updated") or 0.0)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return
         if rec.get("replica") == self.replica:
             return
-        b = self.registry.find(route, upstream)
-        if b is None:
+        forced = rec.get("forced")
+        if forced not in (None, "open", "closed"):
             return
-        key = (route, upstream)
-        updated = float(rec.get("updated") or 0.0)
-        if updated <= self._seen.get(key, 0.0):
-            return
-        if updated <= max(b.storage.changed_at, b.forced_at):
-            return  # our own newer change wins; it is on its way to Redis
-        self._seen[key] = updated
+        b = self.registry.find(*key)
+        if b is None or updated <= self._version.get(key, 0.0):
+            return  # unknown here, or not newer (our own newer change is on its way to Redis)
+        self._version[key] = updated
+        self._dirty.pop(key, None)  # superseded: what Redis holds is newer
         opened_at = rec.get("opened_at")
-        opened_ago = time.time() - opened_at if opened_at else None
-        with b.storage.remote(updated):
-            b.apply_remote(rec.get("state", "closed"), rec.get("forced"), opened_ago)
-        b.forced_at = min(b.forced_at, updated)
+        opened_ago = self._wall() - opened_at if opened_at else None
+        b.apply_remote(rec.get("state", "closed"), forced, opened_ago)
 
     async def _poll_loop(self) -> None:
         assert self._redis is not None
@@ -183,4 +202,4 @@ class BreakerSync:
                 raise
             except (aioredis.RedisError, OSError) as exc:
                 self._degraded(exc)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(RETRY_DELAY)

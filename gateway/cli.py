@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from gateway.config import Config, ConfigError, load_config
 from gateway.paths import BadPath, normalise
+from gateway.settings import Settings, add_arguments
 from gateway.shadow import cli as shadow_cli
 from gateway.table import CompiledRoute, RouteTable
 
-__all__ = ["ServeOptions", "explain_json", "main"]
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """Everything `gateway.server.run` needs from the command line."""
-
-    routes: Path
-    host: str = "0.0.0.0"
-    port: int = 8080
-    admin_host: str = "127.0.0.1"
-    admin_port: int = 9901
-    workers: int = 1
-    log_format: Literal["json", "text"] = "json"
-    header_timeout: float = 10.0
-    grace_period: float = 30.0
+__all__ = ["explain_json", "main"]
 
 
 def explain_json(table: RouteTable, method: str, path: str) -> dict[str, Any]:
@@ -94,52 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print JSON like admin /-/explain")
 
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--routes", type=Path, default=Path("routes.yaml"))
-    serve.add_argument("--host", default=ServeOptions.host)
-    serve.add_argument("--port", type=_port, default=ServeOptions.port)
-    serve.add_argument("--admin-host", default=ServeOptions.admin_host)
-    serve.add_argument("--admin-port", type=_port, default=ServeOptions.admin_port)
-    serve.add_argument("--workers", type=_positive_int, default=ServeOptions.workers)
-    serve.add_argument("--log-format", choices=["json", "text"], default=ServeOptions.log_format)
-    serve.add_argument(
-        "--header-timeout", type=_positive_float, default=ServeOptions.header_timeout
-    )
-    serve.add_argument(
-        "--grace-period", type=_non_negative_float, default=ServeOptions.grace_period
-    )
+    add_arguments(serve)
     report = sub.add_parser(
         "shadow-report", help="shadow comparison report per route, with a ready/not-ready verdict"
     )
     shadow_cli.add_arguments(report)
     return parser
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
 
 
 def _load(path: Path) -> Config | None:
@@ -248,21 +194,12 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # Refuse to start on a broken file: better than serving everything to the default.
-    if _load(args.routes) is None:
-        return 1
-    options = ServeOptions(
-        routes=args.routes,
-        host=args.host,
-        port=args.port,
-        admin_host=args.admin_host,
-        admin_port=args.admin_port,
-        workers=args.workers,
-        log_format=args.log_format,
-        header_timeout=args.header_timeout,
-        grace_period=args.grace_period,
-    )
+    try:
+        settings = Settings.from_args(args, os.environ)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     # Imported here so `check`/`explain` never pay for the server's imports.
     from gateway.server import run
 
-    return int(run(options))
+    return int(run(settings))

@@ -45,11 +45,19 @@ class BreakerOpen(GatewayError):
     code = "breaker_open"
 
 
-class UpstreamTimeout(GatewayError):
-    """The upstream did not answer within the route's timeout: 504."""
+class GatewayTimeout(GatewayError):
+    """The upstream did not answer within the route's timeout: 504.
+
+    Named after its answer: `gateway.upstream.UpstreamTimeout` is the transport's exception
+    that the pipeline turns into this one.
+    """
 
     status = 504
     code = "gateway_timeout"
+
+
+# The old name, until gateway.policy and gateway.pipeline.decide import GatewayTimeout.
+UpstreamTimeout = GatewayTimeout
 
 
 class PayloadTooLarge(GatewayError):

@@ -1,12 +1,21 @@
-"""Request path normalisation: the one place that decides what path a request really asks for.
+"""Paths: request path normalisation, and the grammar of route path patterns.
 
-The route table and the upstream both see the output of `normalise`, so a client cannot
-reach a path the table did not route (``/api/orders/../admin``, ``%2e%2e``, ``%2f``, NUL).
+`normalise` is the one place that decides what path a request really asks for. The route
+table and the upstream both see its output, so a client cannot reach a path the table did
+not route (``/api/orders/../admin``, ``%2e%2e``, ``%2f``, NUL).
+
+`path_segments` reads a routes.yaml pattern (``/api/orders/{id}``): the config validates
+`path` and `rewrite` with it, and the route table compiles its segments.
 """
 
 from __future__ import annotations
 
-__all__ = ["BadPath", "normalise"]
+import re
+
+__all__ = ["PARAM", "BadPath", "normalise", "path_segments", "pattern_shape"]
+
+# A whole-segment parameter of a route pattern: ``{id}``; group 1 is its name.
+PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 # Segments that are dot-segments once their percent-encoded dots are read as dots.
@@ -82,3 +91,39 @@ def _check_percent(raw: str) -> None:
         if hi == "2" and lo in "fF":
             raise BadPath("encoded slash (%2F) in path")
         i = raw.find("%", i + 3)
+
+
+def path_segments(path: str) -> list[str]:
+    """The segments of a route path pattern; raises ValueError on bad syntax.
+
+    A pattern starts with ``/``, is already normalised, and a ``{param}`` is a whole segment.
+    """
+    if not path.startswith("/"):
+        raise ValueError(f"path must start with '/', got {path!r}")
+    segments = [seg for seg in path.split("/")[1:] if seg]
+    names: set[str] = set()
+    for seg in segments:
+        if "{" in seg or "}" in seg:
+            found = PARAM.match(seg)
+            if found is None:
+                raise ValueError(
+                    f"bad parameter segment {seg!r}: a parameter is a whole segment like {{id}}"
+                )
+            if found.group(1) in names:
+                raise ValueError(f"parameter {{{found.group(1)}}} appears twice")
+            names.add(found.group(1))
+    literal = "/" + "/".join("x" if s[:1] == "{" else s for s in segments)
+    try:
+        canonical = normalise(literal)
+    except BadPath as exc:
+        raise ValueError(f"bad path {path!r}: {exc}") from exc
+    if canonical.rstrip("/") != literal.rstrip("/") or "//" in path:
+        raise ValueError(f"path {path!r} is not normalised (no '//', '.' or '..' segments)")
+    if len(path) > 1 and path.endswith("/"):
+        raise ValueError(f"path {path!r} must not end with '/' (prefix matching covers it)")
+    return segments
+
+
+def pattern_shape(path: str) -> tuple[str | None, ...]:
+    """A path pattern with parameter names erased (None per parameter segment)."""
+    return tuple(None if s[:1] == "{" else s for s in path_segments(path))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gateway import metrics
 from gateway.accesslog import now_iso
@@ -20,7 +21,53 @@ from gateway.table import RouteTable
 
 log = logging.getLogger("gateway.reload")
 
-POOL_RETIRE_GRACE = 30.0  # seconds in-flight requests may keep using a replaced upstream pool
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class PoolRetirement:
+    """Closes replaced upstream pools, each `grace` seconds after ITS reload: requests that still
+    hold the previous table finish their exchanges on it, however soon another reload follows.
+    `sleep` is injectable so tests move a clock instead of waiting."""
+
+    def __init__(
+        self, grace: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
+        self.grace = grace
+        self._sleep = sleep
+        self._pending: dict[asyncio.Task[None], Sequence[Closable]] = {}
+
+    @property
+    def pending(self) -> int:
+        """Pools waiting out their grace."""
+        return sum(len(pools) for pools in self._pending.values())
+
+    def retire(self, pools: Sequence[Closable]) -> None:
+        """Close `pools` after the grace period (call inside the running loop)."""
+        if not pools:
+            return
+        task = asyncio.get_running_loop().create_task(self._close_later(pools))
+        self._pending[task] = pools
+        task.add_done_callback(self._pending.pop)
+
+    async def _close_later(self, pools: Sequence[Closable]) -> None:
+        await self._sleep(self.grace)
+        await _close_all(pools)
+
+    async def close(self) -> None:
+        """Shutdown (in-flight requests have drained): close every waiting pool now."""
+        waiting = list(self._pending.items())
+        for task, _ in waiting:
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in waiting), return_exceptions=True)
+        for _, pools in waiting:
+            await _close_all(pools)
+
+
+async def _close_all(pools: Sequence[Closable]) -> None:
+    for pool in pools:
+        await pool.close()
 
 
 @dataclass(frozen=True)
@@ -49,11 +96,13 @@ class Reloader:
         ref: SnapshotRef,
         pools: PoolSet,
         breakers: BreakerRegistry,
+        retirement: PoolRetirement | None = None,
     ) -> None:
         self.path = path
         self.ref = ref
         self.pools = pools
         self.breakers = breakers
+        self.retirement = retirement or PoolRetirement(grace=30.0)
         self.last_error: dict[str, str] | None = None
         self.loaded_at = now_iso()
         self._lock = asyncio.Lock()
@@ -102,13 +151,10 @@ class Reloader:
                 len(snapshot.table.routes),
                 config.hash[:12],
             )
-            if self.pools.retired:
-                self._spawn(self._retire_pools())
+            # The pools this reload replaced; their grace starts now.
+            retired, self.pools.retired = self.pools.retired, []
+            self.retirement.retire(retired)
             return ReloadResult(True, True, config.hash)
-
-    async def _retire_pools(self) -> None:
-        await asyncio.sleep(POOL_RETIRE_GRACE)
-        await self.pools.close_retired()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -139,6 +185,8 @@ class Reloader:
             await self.reload("watch")
 
     async def close(self) -> None:
+        """Stop pending reloads and close the pools still in their grace period."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.retirement.close()

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import ipaddress
 import time
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from random import random
 from typing import Any
 
-from aiohttp.http_writer import _serialize_headers
-
-from gateway import metrics
+from gateway import http1, metrics
 from gateway.breakers import Breaker, BreakerRegistry, BreakerSettings
 from gateway.config import Config
 from gateway.idempotency.core import claim_hold
 from gateway.idempotency.stage import RouteIdempotency
+from gateway.policy import RoutePlan
 from gateway.table import CompiledRoute, RouteTable
 from gateway.upstream import UpstreamPool
 
@@ -29,16 +26,7 @@ ERROR_KINDS = ("connect", "timeout", "reset", "status")
 class Target:
     """One upstream as used by one route: its pool, breaker and metric children."""
 
-    __slots__ = (
-        "name",
-        "pool",
-        "breaker",
-        "duration",
-        "errors",
-        "route",
-        "response_lines",
-        "response_lines_error",
-    )
+    __slots__ = ("name", "pool", "breaker", "duration", "errors", "route", "response_lines")
 
     def __init__(self, route: str, name: str, pool: UpstreamPool, breaker: Breaker) -> None:
         self.route = route
@@ -48,38 +36,21 @@ class Target:
         self.duration = metrics.REQUEST_DURATION.labels(route, name)
         self.errors = {k: metrics.UPSTREAM_ERRORS.labels(route, name, k) for k in ERROR_KINDS}
         self.errors["protocol"] = self.errors["reset"]
-        # The X-Gateway-Route / X-Gateway-Upstream lines of every response, encoded (and checked for
-        # control characters by aiohttp's serializer) once instead of per response.
-        self.response_lines = b""
-        self.response_lines_error: ValueError | None = None
-        try:
-            lines = _serialize_headers(
-                "",
-                _Items((("X-Gateway-Route", route), ("X-Gateway-Upstream", name))),  # type: ignore[arg-type]
-            )
-            self.response_lines = lines[2:-2]
-        except ValueError as exc:
-            self.response_lines_error = exc
-
-
-class _Items(tuple[tuple[str, str], ...]):
-    """Header pairs in the shape aiohttp's serializer iterates (`headers.items()`)."""
-
-    __slots__ = ()
-
-    def items(self) -> _Items:
-        return self
+        # The X-Gateway-Route / X-Gateway-Upstream lines of every response, encoded once instead of
+        # per response (config validation keeps both names to [a-z0-9_-]).
+        self.response_lines = http1.header_lines(
+            (("X-Gateway-Route", route), ("X-Gateway-Upstream", name))
+        )
 
 
 class RouteRuntime:
-    """Run-time companion of a CompiledRoute."""
+    """Run-time companion of a CompiledRoute; `plan` is what the policy core decides on."""
 
     __slots__ = (
         "route",
         "name",
         "targets",
-        "cumulative",
-        "total_weight",
+        "plan",
         "sticky",
         "fallback",
         "timeout",
@@ -103,12 +74,7 @@ class RouteRuntime:
         self.route = route
         self.name = route.name
         self.targets = targets
-        acc = 0
-        self.cumulative: list[int] = []
-        for w in weights:
-            acc += w
-            self.cumulative.append(acc)
-        self.total_weight = acc
+        self.plan = RoutePlan(targets, weights, fallback, route.retries)
         self.sticky = route.sticky.lower() if route.sticky else None
         self.fallback = fallback
         self.timeout = float(route.timeout)
@@ -131,19 +97,6 @@ class RouteRuntime:
         )
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._fallbacks: dict[tuple[str, str, str], Any] = {}
-
-    def pick(self, sticky_value: str | None) -> int:
-        """Index of the target a request goes to (weighted split; sticky by header hash)."""
-        if len(self.targets) == 1:
-            return 0
-        if sticky_value is not None:
-            point = zlib.crc32(sticky_value.encode()) % self.total_weight
-        else:
-            point = int(random() * self.total_weight)
-        for i, edge in enumerate(self.cumulative):
-            if point < edge:
-                return i
-        return len(self.targets) - 1
 
     def count(self, upstream: str, method: str, status: int) -> None:
         """gateway_requests_total, with the child cached per (upstream, method, code)."""

@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
-from gateway.config import PARAM, Config, Idempotency, Route, Shadow, path_segments
+from gateway.config import Config, Idempotency, Route, Shadow
+from gateway.paths import PARAM, path_segments
 
 __all__ = ["BreakerSettings", "CompiledRoute", "Match", "RouteTable"]
 
 
 class BreakerSettings(NamedTuple):
-    """Effective breaker settings of a route (route values over `defaults.breaker`)."""
+    """Effective breaker settings of a route (route values over `defaults.breaker`).
+
+    The one definition; `gateway.breakers` re-exports it. It lives with the compiled route
+    because `gateway.breakers` loads `gateway.metrics`, which `gateway.cli` must not import
+    (under ``--workers`` it waits for PROMETHEUS_MULTIPROC_DIR).
+    """
 
     failures: int
     reset_after: float

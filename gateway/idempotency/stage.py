@@ -1,5 +1,12 @@
 """The proxy's idempotency stage (SPEC §4.12): admit a keyed request, then settle its claim.
 
+In the pipeline (gateway.proxy), for a request that carries the key on a route with `idempotency`:
+
+    replay = await admit(ctx, key, store, mirror)   # the stored answer, or None with ctx.claim held
+    ... await forward_claimed(ctx)                  # decide + exchange, then keep or free the key
+
+Underneath, per route:
+
     rule = runtime.idempotency                      # RouteIdempotency, compiled per route
     got = await rule.begin(store, key, method, target, body, content_type)
     if isinstance(got, Answer): -> replay_response(got, ...)     # the upstream is not contacted
@@ -16,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -27,10 +34,29 @@ from gateway.errors import (
     BadRequest,
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
+    IdempotencyRefused,
     IdempotencyStoreUnavailable,
 )
-from gateway.idempotency.core import Answer, Stored, Verdict, decide, fingerprint, store_key
+from gateway.idempotency.core import (
+    MAX_ANSWER_BODY,
+    Answer,
+    Stored,
+    Verdict,
+    decide,
+    fingerprint,
+    storable_headers,
+    store_key,
+)
 from gateway.idempotency.store import IdempotencyStore, StoreUnavailable
+from gateway.pipeline import shadow
+from gateway.pipeline.body import whole_body
+from gateway.pipeline.context import Context
+from gateway.pipeline.decide import decide as decide_target
+from gateway.pipeline.exchange import exchange, failed_midway
+from gateway.upstream import BodyTooLarge, UpstreamError
+
+if TYPE_CHECKING:
+    from gateway.shadow.mirror import ShadowMirror
 
 __all__ = [
     "MAX_REQUEST_BODY",
@@ -38,6 +64,9 @@ __all__ = [
     "REPLAY_UPSTREAM",
     "Claim",
     "RouteIdempotency",
+    "admit",
+    "forward_claimed",
+    "key_of",
     "replay_response",
     "settle_pending",
 ]
@@ -196,6 +225,89 @@ def replay_response(answer: Answer, route: str, request_id: str) -> web.Response
     return web.Response(
         status=answer.status, reason=answer.reason or None, body=answer.body, headers=headers
     )
+
+
+# -- the pipeline stage ---------------------------------------------------------------------------------
+def key_of(ctx: Context) -> str | None:
+    """The request's idempotency key when its route and method are guarded, else None (400 for
+    a repeated key header)."""
+    rule = ctx.rt.idempotency if ctx.rt is not None else None
+    if rule is None or ctx.method not in rule.methods:
+        return None
+    return rule.key_of(ctx.request.headers)
+
+
+async def admit(
+    ctx: Context, key: str, store: IdempotencyStore | None, mirror: ShadowMirror | None
+) -> web.StreamResponse | None:
+    """Read the body whole (it is fingerprinted) and claim `key`: None with `ctx.claim` held,
+    or the stored answer to replay. Raises 413, and the 409/422/503 of `begin`."""
+    rule = ctx.rt.idempotency if ctx.rt is not None else None
+    assert rule is not None
+    request = ctx.request
+    ctx.body = whole = await whole_body(request, MAX_REQUEST_BODY)
+    try:
+        got = await rule.begin(
+            store,
+            key,
+            ctx.method,
+            ctx.npath + ctx.query,
+            whole,
+            request.headers.get("Content-Type"),
+        )
+    except IdempotencyRefused as err:
+        ctx.idempotency = err.outcome
+        raise
+    if isinstance(got, Answer):
+        ctx.idempotency = "replayed"
+        ctx.status, ctx.upstream, ctx.sent = got.status, REPLAY_UPSTREAM, len(got.body)
+        return replay_response(got, rule.route, ctx.rid)
+    ctx.claim = got
+    if ctx.capture is not None:
+        shadow.body_fits(ctx, mirror, ctx.capture)
+    return None
+
+
+async def forward_claimed(ctx: Context) -> None:
+    """Forward a request holding a claim and settle the claim before the client sees anything:
+    a 2xx body up to 1 MiB is read and stored (`ctx.kept` = the bytes); a larger one frees the
+    key (`ctx.kept` = BodyTooLarge, with the part read so far); any other answer or a failure
+    frees it too."""
+    claim = ctx.claim
+    assert claim is not None
+    try:
+        await exchange(ctx, decide_target(ctx))
+    except BaseException:
+        await claim.release()
+        raise
+    resp = ctx.resp
+    target = ctx.target
+    assert target is not None and ctx.rt is not None
+    status = resp.status
+    if not 200 <= status < 300:
+        await claim.release()
+        return
+    has_body = not (ctx.method == "HEAD" or status == 204)
+    try:
+        data = await resp.read(MAX_ANSWER_BODY, idle_timeout=ctx.rt.timeout) if has_body else b""
+    except BodyTooLarge as too_large:
+        await claim.release()
+        ctx.kept = too_large
+        return
+    except UpstreamError as exc:
+        # Nothing was sent yet: the client gets a proper 502/504, not a cut connection.
+        err = failed_midway(ctx, exc)
+        ctx.target = None  # no answer was delivered: no duration observed
+        await claim.release()
+        raise err from None
+    except BaseException:
+        resp.release()
+        ctx.target = None
+        await claim.release()
+        raise
+    resp.release()
+    await claim.keep(Answer(status, resp.reason, storable_headers(resp.headers), data, target.name))
+    ctx.kept = data
 
 
 # -- settling in the background ------------------------------------------------------------------------

@@ -13,9 +13,11 @@ and httptools' response parser, much cheaper per request than aiohttp's ClientSe
     await pool.close()   # in cleanup_ctx
 
 Failures raise UpstreamError subclasses whose `kind` is the metric label; `request_sent` and
-`response_started` tell whether a fallback or retry is safe.
+`response_started` tell whether a fallback or retry is safe. `parse_origin` is the rule for an
+upstream URL; `IDEMPOTENT_METHODS` the methods that may be sent again (RFC 9110 §9.2.2).
 """
 
+from gateway.upstream._request import IDEMPOTENT_METHODS
 from gateway.upstream.errors import (
     BodyLengthMismatch,
     BodyTooLarge,
@@ -25,12 +27,15 @@ from gateway.upstream.errors import (
     UpstreamReset,
     UpstreamTimeout,
 )
+from gateway.upstream.origin import Origin, parse_origin
 from gateway.upstream.pool import UpstreamPool
 from gateway.upstream.response import UpstreamResponse
 
 __all__ = [
+    "IDEMPOTENT_METHODS",
     "BodyLengthMismatch",
     "BodyTooLarge",
+    "Origin",
     "UpstreamConnectError",
     "UpstreamError",
     "UpstreamPool",
@@ -38,4 +43,5 @@ __all__ = [
     "UpstreamReset",
     "UpstreamResponse",
     "UpstreamTimeout",
+    "parse_origin",
 ]

@@ -10,9 +10,17 @@ __all__ = ["BODY_METHODS", "IDEMPOTENT_METHODS", "encode_head"]
 
 # Methods whose requests carry a body by definition: send `Content-Length: 0` when there is none.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# RFC 9110 §9.2.2: sending one of these twice has the effect of sending it once. The one
+# definition: the pool's stale-connection retry and the policy's retries and fallbacks use it.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 Body = bytes | bytearray | AsyncIterator[bytes] | None
+
+# The request headers that framing owns. Most names are neither, and a length test rules those
+# out without lower-casing them.
+_CONTENT_LENGTH = "content-length"
+_TRANSFER_ENCODING = "transfer-encoding"
+_FRAMING_NAME_LENGTHS = frozenset(map(len, (_CONTENT_LENGTH, _TRANSFER_ENCODING)))
 
 
 def encode_head(
@@ -28,14 +36,12 @@ def encode_head(
     declared: str | None = None
     lines = 2  # request line + the blank line
     for name, value in headers:
-        n = len(name)
-        # Length check first: lower() only for the two names framing owns.
-        if n == 14 or n == 17:
+        if len(name) in _FRAMING_NAME_LENGTHS:
             low = name.lower()
-            if low == "content-length":
+            if low == _CONTENT_LENGTH:
                 declared = value
                 continue
-            if low == "transfer-encoding":
+            if low == _TRANSFER_ENCODING:
                 continue
         parts += (name, ": ", value, "\r\n")
         lines += 1

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 from gateway.upstream._request import IDEMPOTENT_METHODS, Body, encode_head
 from gateway.upstream._ticker import Ticker
-from gateway.upstream.connection import Connection
+from gateway.upstream.connection import Connection, Phase
 from gateway.upstream.errors import (
     UpstreamConnectError,
     UpstreamReset,
     UpstreamTimeout,
 )
+from gateway.upstream.origin import parse_origin
 from gateway.upstream.response import UpstreamResponse
 
 __all__ = ["UpstreamPool"]
+
+_IDLE = Phase.IDLE
 
 
 class UpstreamPool:
@@ -25,7 +27,8 @@ class UpstreamPool:
 
     At most `max_connections` are open; further callers wait (bounded by their timeout).
     Idle connections are reused newest-first and closed after `idle_timeout` seconds.
-    Create it anywhere; it binds to the running loop on first use.
+    Create it anywhere; it binds to the running loop on first use. It is its connections'
+    `ConnectionHooks` (`released`, `idle_lost`).
     """
 
     def __init__(
@@ -36,16 +39,12 @@ class UpstreamPool:
         connect_timeout: float = 2.0,
         idle_timeout: float = 60.0,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme == "https":
-            raise NotImplementedError("UpstreamPool speaks plain http only; https is not supported")
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"upstream URL must look like http://host:port, got {url!r}")
+        origin = parse_origin(url)  # ValueError on anything but http://host[:port]
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.url = url
-        self.host = parts.hostname
-        self.port = parts.port or 80
+        self.host = origin.host
+        self.port = origin.port
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
@@ -104,9 +103,8 @@ class UpstreamPool:
             method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         )
         idle = self._idle
-        if idle and not idle[-1].closed:
+        if idle and idle[-1].phase is _IDLE:
             conn = idle.pop()  # _acquire()'s first step, without a coroutine: the common case
-            conn.busy = True
         else:
             conn = await self._acquire(deadline)
         self._in_use += 1
@@ -163,8 +161,7 @@ class UpstreamPool:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if not conn.closed:
-                conn.busy = True
+            if conn.phase is _IDLE:
                 return conn
             self._free_slot()  # closed while parked; its connection_lost will not find it
         if self._closed:
@@ -197,7 +194,6 @@ class UpstreamPool:
             timer.cancel()
         if got is None:
             return await self._connect(deadline)  # a slot was freed for us
-        got.busy = True
         return got
 
     async def _connect(self, deadline: float) -> Connection:
@@ -208,7 +204,7 @@ class UpstreamPool:
         try:
             async with asyncio.timeout_at(connect_deadline):
                 _, conn = await loop.create_connection(
-                    lambda: Connection(self, loop), self.host, self.port
+                    lambda: Connection(self, self._ticker, loop), self.host, self.port
                 )
         except TimeoutError:
             self._free_slot()
@@ -223,8 +219,10 @@ class UpstreamPool:
             raise
         return conn
 
-    def _release(self, conn: Connection) -> None:
-        """Called by UpstreamResponse.release(): park the connection or close it."""
+    # -- ConnectionHooks -------------------------------------------------------------------
+
+    def released(self, conn: Connection) -> None:
+        """The exchange on `conn` is over (UpstreamResponse.release()): park it or close it."""
         self._in_use -= 1
         if conn.reusable and not self._closed:
             conn.recycle()
@@ -236,13 +234,21 @@ class UpstreamPool:
             conn.abort()
         self._free_slot()
 
+    def idle_lost(self, conn: Connection) -> None:
+        """Parked `conn` closed (the upstream hung up, or sent bytes unasked): forget it."""
+        try:
+            self._idle.remove(conn)
+        except ValueError:
+            return  # already taken out (expired, or popped by _acquire)
+        self._free_slot()
+
+    # -- parking -----------------------------------------------------------------------------
+
     def _park(self, conn: Connection) -> None:
-        conn.busy = False
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
-                conn.busy = True
                 waiter.set_result(conn)
                 return
         loop = self._loop
@@ -260,14 +266,6 @@ class UpstreamPool:
                 waiter.set_result(None)  # the waiter connects in this slot
                 return
         self._open -= 1
-
-    def _lost_idle(self, conn: Connection) -> None:
-        """The upstream closed a parked connection: forget it."""
-        try:
-            self._idle.remove(conn)
-        except ValueError:
-            return  # already taken out (expired, or popped by _acquire)
-        self._free_slot()
 
     def _expire_idle(self) -> None:
         self._sweep = None

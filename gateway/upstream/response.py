@@ -82,9 +82,9 @@ class UpstreamResponse:
         conn = self._conn
         if conn is None:
             return b""
-        if conn.complete and (limit is None or conn.buffered <= limit):
+        data = conn.take_whole(limit)
+        if data is not None:
             # Fast path: the body arrived with the head (the common small-response case).
-            data = conn.take_all()
             self.release()
             return data
         parts: list[bytes] = []
@@ -122,7 +122,7 @@ class UpstreamResponse:
         conn = self._conn
         if conn is not None:
             self._conn = None
-            conn.pool._release(conn)
+            conn.hooks.released(conn)
 
 
 def decode_value(value: bytes) -> str:

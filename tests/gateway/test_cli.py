@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import ServeOptions, explain_json, main
+from gateway.cli import explain_json, main
 from gateway.config import parse_config
 from gateway.table import RouteTable
 from tests.support.procs import run_cli
@@ -157,12 +157,16 @@ def test_explain_json_function_matches_admin_shape() -> None:
 def test_serve_parses_options_and_calls_server_run(
     routes_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # gateway.server is the lead's module; a stand-in records the options it is handed.
+    # A stand-in gateway.server records the Settings it is handed.
     import types
 
-    seen: list[ServeOptions] = []
+    from gateway.settings import ENV_VARS, Settings
+
+    for var in ENV_VARS.values():
+        monkeypatch.delenv(var, raising=False)
+    seen: list[Settings] = []
     fake = types.ModuleType("gateway.server")
-    fake.run = lambda options: seen.append(options) or 0  # type: ignore[attr-defined]
+    fake.run = lambda settings: seen.append(settings) or 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "gateway.server", fake)
     argv = [
         "serve", "--routes", str(routes_file), "--host", "127.0.0.1", "--port", "18080",
@@ -171,15 +175,21 @@ def test_serve_parses_options_and_calls_server_run(
     ]  # fmt: skip
     assert main(argv) == 0
     assert seen == [
-        ServeOptions(
+        Settings(
             routes=routes_file, host="127.0.0.1", port=18080, admin_host="127.0.0.2",
             admin_port=19901, workers=2, log_format="text", header_timeout=2.5, grace_period=5.0,
         )
     ]  # fmt: skip
     seen.clear()
+    monkeypatch.setenv("REDIS_URL", "redis://example:6379/0")
+    monkeypatch.setenv("GATEWAY_WATCH_INTERVAL", "0.25")
     assert main(["serve", "--routes", str(routes_file)]) == 0
-    assert seen == [ServeOptions(routes=routes_file)]
+    assert seen == [
+        Settings(routes=routes_file, redis_url="redis://example:6379/0", watch_interval=0.25)
+    ]
     assert seen[0].host == "0.0.0.0" and seen[0].port == 8080 and seen[0].admin_port == 9901
+    monkeypatch.setenv("GATEWAY_WATCH_INTERVAL", "soon")
+    assert main(["serve", "--routes", str(routes_file)]) == 2
 
 
 def test_serve_rejects_bad_options(routes_file: Path) -> None:

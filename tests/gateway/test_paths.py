@@ -1,4 +1,5 @@
-"""gateway.paths.normalise: RFC 3986 dot-segments, hostile input, and a fast common case."""
+"""gateway.paths: normalise (RFC 3986 dot-segments, hostile input, a fast common case) and
+the route pattern grammar (path_segments, pattern_shape; its errors are in test_config)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.paths import BadPath, normalise
+from gateway.paths import BadPath, normalise, path_segments, pattern_shape
 
 
 @pytest.mark.parametrize(
@@ -174,3 +175,27 @@ def test_never_escapes_root(raw: str) -> None:
     else:
         out = normalise(raw)
         assert len([s for s in out.split("/") if s]) == depth
+
+
+# -- route path patterns --------------------------------------------------------------------
+def test_pattern_segments_and_shape() -> None:
+    assert path_segments("/") == []
+    assert path_segments("/api/orders/{id}/lines") == ["api", "orders", "{id}", "lines"]
+    assert pattern_shape("/api/orders/{id}") == ("api", "orders", None)
+    assert pattern_shape("/api/orders/{order}") == pattern_shape("/api/orders/{id}")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("api", "must start with '/'"),
+        ("/api/{id", "bad parameter segment"),
+        ("/api/{a}/{a}", "appears twice"),
+        ("/api/%2e%2e/x", "not normalised"),
+        ("/api/%zz", "bad path"),
+        ("/api/", "must not end with '/'"),
+    ],
+)
+def test_bad_patterns(pattern: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        path_segments(pattern)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -9,6 +10,7 @@ import time
 
 import httpx
 
+from gateway.reload import PoolRetirement
 from tests.gateway.conftest import routes_for
 
 
@@ -173,3 +175,108 @@ routes:
     assert state[("renamed", "c")]["forced"] is None
     assert ("gone", "c") not in state
     assert httpx.get(gw.url + "/api/x").status_code == 503
+
+
+# -- retired upstream pools: each gets its full grace ------------------------------------------
+
+
+class FakeClock:
+    """An injected `sleep` whose time moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + seconds, future))
+        await future
+
+    async def advance(self, seconds: float) -> None:
+        for _ in range(5):  # let tasks created since the last step reach their sleep
+            await asyncio.sleep(0)
+        self.now += seconds
+        for due, future in self._sleepers:
+            if due <= self.now and not future.done():
+                future.set_result(None)
+        for _ in range(5):  # let the woken tasks run to their end
+            await asyncio.sleep(0)
+
+
+class FakePool:
+    def __init__(self, name: str, closed: list[tuple[str, float]], clock: FakeClock) -> None:
+        self.name = name
+        self._closed = closed
+        self._clock = clock
+
+    async def close(self) -> None:
+        self._closed.append((self.name, self._clock.now))
+
+
+async def test_each_retired_pool_gets_its_own_full_grace() -> None:
+    clock = FakeClock()
+    closed: list[tuple[str, float]] = []
+    retirement = PoolRetirement(30.0, sleep=clock.sleep)
+    retirement.retire([FakePool("first", closed, clock)])
+    await clock.advance(20)
+    retirement.retire([FakePool("second", closed, clock), FakePool("third", closed, clock)])
+    await clock.advance(10)
+    assert closed == [("first", 30.0)]  # the later pools are not closed with the first
+    assert retirement.pending == 2
+    await clock.advance(19)
+    assert closed == [("first", 30.0)]
+    await clock.advance(1)
+    assert closed == [("first", 30.0), ("second", 50.0), ("third", 50.0)]
+    assert retirement.pending == 0
+
+
+async def test_shutdown_closes_pools_still_in_their_grace() -> None:
+    clock = FakeClock()
+    closed: list[tuple[str, float]] = []
+    retirement = PoolRetirement(30.0, sleep=clock.sleep)
+    retirement.retire([FakePool("a", closed, clock)])
+    retirement.retire([])
+    await clock.advance(5)
+    await retirement.close()
+    assert closed == [("a", 5.0)] and retirement.pending == 0
+
+
+async def test_reloads_retire_the_pools_they_replaced_each_with_the_grace_period(
+    tmp_path, monkeypatch
+) -> None:
+    from gateway.app import build_gateway
+    from gateway.settings import Settings
+    from gateway.upstream import UpstreamPool
+
+    def routes(port: int) -> str:
+        return (
+            "version: 1\n"
+            f'upstreams:\n  a: {{url: "http://127.0.0.1:{port}"}}\n'
+            "defaults:\n  upstream: a\n"
+        )
+
+    path = tmp_path / "routes.yaml"
+    path.write_text(routes(1001))
+    gw = build_gateway(Settings(routes=path, grace_period=30.0))
+    assert gw.reloader.retirement.grace == 30.0  # --grace-period reaches the reloader
+    clock = FakeClock()
+    gw.reloader.retirement = PoolRetirement(30.0, sleep=clock.sleep)
+    closed: list[tuple[str, float]] = []
+
+    async def close(pool: UpstreamPool) -> None:
+        closed.append((pool.url, clock.now))
+
+    monkeypatch.setattr(UpstreamPool, "close", close)
+    path.write_text(routes(1002))
+    assert (await gw.reloader.reload("test")).changed
+    await clock.advance(25)
+    path.write_text(routes(1003))
+    assert (await gw.reloader.reload("test")).changed
+    await clock.advance(5)
+    assert closed == [("http://127.0.0.1:1001", 30.0)]
+    await clock.advance(24)
+    assert closed == [("http://127.0.0.1:1001", 30.0)]
+    await clock.advance(1)
+    assert closed == [("http://127.0.0.1:1001", 30.0), ("http://127.0.0.1:1002", 55.0)]
+    await gw.reloader.close()
+    await gw.pools.close()

@@ -59,16 +59,22 @@ def test_access_log_one_json_line_per_request(backends, start_gateway):
 def test_sigterm_drains_in_flight_requests(backends, start_gateway):
     gw = start_gateway(routes_for(backends), "--grace-period", "10")
     result: dict[str, object] = {}
+    key = f"drain-{time.monotonic_ns()}"
 
     def slow() -> None:
         try:
-            result["status"] = httpx.get(gw.url + "/slow?ms=1500", timeout=10).status_code
+            r = httpx.get(f"{gw.url}/slow?ms=1500&key={key}", timeout=10)
+            result["status"] = r.status_code
         except httpx.HTTPError as exc:
             result["error"] = repr(exc)
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.4)
+    deadline = time.monotonic() + 10
+    # Wait until it is in flight at the upstream (a fixed sleep flakes under load).
+    while backends["a"].hits(key) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     gw.proc.signal(signal.SIGTERM)
     t.join(10)
     assert result.get("status") == 200, result
@@ -132,3 +138,72 @@ def test_slowloris_head_is_cut_off_but_slow_bodies_are_not(backends, start_gatew
 
     r = httpx.post(gw.url + "/upload", content=slow_body(), timeout=10)
     assert r.status_code == 200 and r.json()["length"] == 40
+
+
+def _cut_off_after(port: int) -> tuple[float, bytes]:
+    """Trickle a request head; how long until the gateway answered and closed, and what it said."""
+    import socket
+
+    t0 = time.monotonic()
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n")
+        try:
+            for _ in range(40):
+                s.sendall(b"X-Slow: 1\r\n")
+                s.settimeout(0.3)
+                try:
+                    chunk = s.recv(4096)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+    return time.monotonic() - t0, data
+
+
+def test_workers_get_the_header_timeout(backends, start_gateway):
+    gw = start_gateway(routes_for(backends), "--workers", "2", "--header-timeout", "1")
+    # Each connection lands on either worker (SO_REUSEPORT): several, so both are tried.
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(_cut_off_after(gw.port))) for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 6
+    for elapsed, data in results:
+        assert elapsed < 5, results  # the default would be 10 s
+        assert data.startswith(b"HTTP/1.1 408"), data[:100]
+
+
+def test_workers_get_the_grace_period(backends, start_gateway):
+    gw = start_gateway(routes_for(backends), "--workers", "2", "--grace-period", "1")
+    key = f"grace-{time.monotonic_ns()}"
+    outcomes: list[str] = []
+
+    def slow() -> None:
+        try:
+            r = httpx.get(f"{gw.url}/slow?ms=20000&key={key}", timeout=40)
+            outcomes.append(str(r.status_code))
+        except httpx.HTTPError as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=slow) for _ in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 15
+    while backends["a"].hits(key) < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    gw.proc.signal(signal.SIGTERM)
+    assert gw.proc.popen.wait(30) == 0
+    assert time.monotonic() - t0 < 12  # cut after 1 s; the default 30 s would wait out the 20 s
+    for t in threads:
+        t.join(20)
+    assert len(outcomes) == 4 and "200" not in outcomes, outcomes

@@ -25,6 +25,7 @@ from gateway.upstream import (
     UpstreamProtocolError,
     UpstreamReset,
     UpstreamTimeout,
+    parse_origin,
 )
 from gateway.upstream._request import encode_head
 from tests.support import procs
@@ -205,10 +206,21 @@ def test_head_rejects_injection_and_bad_lengths() -> None:
 
 
 def test_https_is_refused_at_construction() -> None:
-    with pytest.raises(NotImplementedError, match="https"):
+    # The same rule and texts as routes.yaml's `url` (gateway.upstream.origin).
+    with pytest.raises(ValueError, match="https upstreams are not supported"):
         UpstreamPool("https://127.0.0.1:1")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="url must be http://host"):
         UpstreamPool("ftp://127.0.0.1:1")
+    with pytest.raises(ValueError, match="must not carry a path"):
+        UpstreamPool("http://127.0.0.1:1/api")
+    with pytest.raises(ValueError, match="bad port"):
+        UpstreamPool("http://127.0.0.1:99999")
+
+
+def test_origin_of_an_upstream_url() -> None:
+    assert parse_origin("http://127.0.0.1:8101") == ("127.0.0.1", 8101)
+    assert parse_origin("http://[::1]:9/") == ("::1", 9)
+    assert parse_origin("http://orders") == ("orders", 80)
 
 
 # -- keep-alive and pooling ------------------------------------------------------------------
