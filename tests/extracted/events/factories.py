@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from extracted.events import Event, inventory_changed, order_event as _order_event
+from extracted.events import Event, inventory_changed
+from extracted.events import order_event as _order_event
 
 
 def order_json(order_id: int = 1_000_000_001, status: str = "placed") -> dict:
