@@ -20,6 +20,7 @@ import sys
 import tempfile
 from types import FrameType
 
+from gateway.config import ConfigError, load_config
 from gateway.logs import setup_logging
 from gateway.settings import Settings
 
@@ -48,8 +49,7 @@ def run(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings, reuse_port: bool) -> int:
-    from gateway.app import AdminTokenMissing, build_gateway
-    from gateway.config import ConfigError
+    from gateway.app import AdminTokenMissing, build_gateway  # the supervisor never needs it
 
     try:
         gw = build_gateway(settings)
@@ -85,15 +85,12 @@ async def _serve(settings: Settings, reuse_port: bool) -> int:
     return 0
 
 
-def _refuse(exc: Exception) -> None:
-    """Log why a routes file (or a setting checked with it) stops the gateway from starting."""
-    from gateway.config import ConfigError
-
-    lines = exc.lines() if isinstance(exc, ConfigError) else [str(exc)]
-    source = exc.source if isinstance(exc, ConfigError) else "routes"
+def _refuse(exc: ConfigError) -> None:
+    """Log, as one record, why the routes file (or a setting checked with it) stops the start."""
+    lines = exc.lines()
     log.error(
         "%s: %d error(s), not starting:\n%s",
-        source,
+        exc.source,
         len(lines),
         "\n".join(lines),
         extra={"errors": lines},
@@ -107,8 +104,6 @@ def worker_command(settings: Settings) -> list[str]:
 
 def _supervise(settings: Settings) -> int:
     """Start N single-process workers sharing the ports (SO_REUSEPORT) and aggregated metrics."""
-    from gateway.config import ConfigError, load_config
-
     try:  # one clear refusal here rather than one per worker
         load_config(settings.routes)
     except ConfigError as exc:

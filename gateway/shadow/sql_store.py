@@ -29,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.shadow.stats import EXAMPLES_KEPT, RouteStats
 
@@ -111,7 +111,12 @@ class SqlShadowStore:
 
         else:
             engine = create_engine(self.url, pool_pre_ping=True)
-        _meta.create_all(engine)
+        try:
+            _meta.create_all(engine)
+        except OperationalError:
+            # A --workers sibling created a table between create_all's look and its CREATE
+            # ("table ... already exists"); the second look finds it.
+            _meta.create_all(engine)
         return engine
 
     async def close(self) -> None:

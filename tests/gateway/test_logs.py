@@ -126,7 +126,7 @@ def test_every_line_is_json_and_the_access_log_is_complete_and_in_order(backends
         for t in threads:
             t.start()
         _wait_for(lambda: backends["a"].hits(key) == 3)  # all three are at the upstream
-        assert gw.stop() == 0
+        assert gw.stop() == 0, "\n".join(x for x in gw.lines() if "request_id" not in x)
         for t in threads:
             t.join(20)
     assert slow == [200, 200, 200]
@@ -182,7 +182,7 @@ def test_workers_sharing_a_pipe_write_whole_json_lines(backends, tmp_path):
             t.start()
         for t in threads:
             t.join(60)
-        assert gw.stop() == 0
+        assert gw.stop() == 0, "\n".join(x for x in gw.lines() if "request_id" not in x)
     records = _json_lines(gw.lines())
     assert sorted(str(r["request_id"]) for r in records if "request_id" in r) == sorted(sent)
     assert [r.get("message") for r in records].count("stopped") == 2  # each worker's last line

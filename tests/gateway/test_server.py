@@ -202,7 +202,7 @@ def test_workers_get_the_grace_period(backends, start_gateway):
         time.sleep(0.05)
     t0 = time.monotonic()
     gw.proc.signal(signal.SIGTERM)
-    assert gw.proc.popen.wait(30) == 0
+    assert gw.proc.popen.wait(30) == 0, gw.proc.log()[-5000:]
     assert time.monotonic() - t0 < 12  # cut after 1 s; the default 30 s would wait out the 20 s
     for t in threads:
         t.join(20)

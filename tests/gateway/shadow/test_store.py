@@ -124,3 +124,34 @@ async def test_sqlite_uses_wal_and_creates_directory(tmp_path: Path) -> None:
     assert store.exists
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_sqlite_tables_created_by_a_sibling_worker_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --workers N start together: another process may create the tables between this one's
+    # existence check and its CREATE TABLE ("table ... already exists").
+    from sqlalchemy import create_engine
+
+    from gateway.shadow import sql_store
+
+    url = f"sqlite:///{tmp_path / 'shadow.db'}"
+    real = sql_store._meta.create_all
+    raced: list[bool] = []
+
+    def racing(bind, checkfirst: bool = True, **kw) -> None:  # type: ignore[no-untyped-def]
+        if not raced:
+            raced.append(True)
+            sibling = create_engine(url)
+            real(sibling)
+            sibling.dispose()
+            real(bind, checkfirst=False)  # this process looked before the sibling created them
+        real(bind, checkfirst=checkfirst, **kw)
+
+    monkeypatch.setattr(sql_store._meta, "create_all", racing)
+    store = SqlShadowStore(url)
+    await store.start()
+    await store.apply({"a": delta("a")})
+    (a,) = await store.load()
+    assert raced and a.route == "a"
+    await store.close()
