@@ -1,10 +1,12 @@
 """The extracted inventory service: items, reservations and restocks behind SPEC §3's HTTP contract.
 
-Layers (cosmicpython): `domain` (pure: the Item aggregate with its per-sku version and the read
-copy's version rule, the backfill rule, comparisons), `service` (use cases and ports, the stock
-port among them), `adapters` (SQLAlchemy repository/unit of work/outbox, the local and the
-legacy stock adapters, the HTTP reader), `entrypoints` (aiohttp API `create_app`, the follower,
-the CLI).
+Layers (cosmicpython), laid out like `extracted.orders`: `domain` (pure: the Item aggregate with
+its per-sku version and the read copy's version rule, commands, the backfill rule, comparisons),
+`service` (use cases in `handlers`, ports, the stock port among them), `adapters` (SQLAlchemy
+repository/unit of work/outbox, the local and the legacy stock adapters, the HTTP reader),
+`entrypoints` (aiohttp API `create_app`, request validation, the follower, the CLI), and
+`bootstrap` (the one wiring place: `build_app`, the follower, the database). Error texts,
+shared validation and the contract's shapes come from `extracted.contract`.
 
 One stock authority (SPEC §3), set by `STOCK_AUTHORITY=inventory|legacy` (unset: legacy):
 

@@ -26,7 +26,7 @@ from extracted.orders.config import Settings
 from extracted.orders.domain.errors import DependencyUnavailable
 from extracted.orders.entrypoints.api import DEPS, Deps, create_app
 from extracted.orders.service.backfill import BackfillReport, backfill_until_complete
-from extracted.orders.service.orders import finish_cancels
+from extracted.orders.service.handlers import finish_cancels
 from extracted.orders.service.ports import InventoryPort
 from extracted.orders.service.reconcile import reconcile
 

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import orjson
 
+from extracted.inventory.domain.commands import Release, Reserve, Restock
 from extracted.inventory.service import handlers
 from extracted.inventory.service.ports import StockAnswer, UnitOfWorkFactory
 from extracted.inventory.service.views import item_json, reservation_json
@@ -32,19 +33,19 @@ class LocalStock:
 
     async def reserve(self, sku: str, order_id: int, qty: int) -> StockAnswer:
         """201 new reservation, 200 repeat."""
-        cmd = handlers.Reserve(sku, order_id, qty)
+        cmd = Reserve(sku, order_id, qty)
         result = await self._run(lambda: handlers.reserve(cmd, self.uow_factory))
         body = orjson.dumps(reservation_json(result.reservation))
         return StockAnswer(201 if result.created else 200, body, result.version)
 
     async def release(self, sku: str, order_id: int) -> StockAnswer:
         """204, also when nothing was held (with the current version)."""
-        cmd = handlers.Release(sku, order_id)
+        cmd = Release(sku, order_id)
         result = await self._run(lambda: handlers.release(cmd, self.uow_factory))
         return StockAnswer(204, None, result.version)
 
     async def restock(self, sku: str, qty: int) -> StockAnswer:
         """200 item."""
-        cmd = handlers.Restock(sku, qty)
+        cmd = Restock(sku, qty)
         item = await self._run(lambda: handlers.restock(cmd, self.uow_factory))
         return StockAnswer(200, orjson.dumps(item_json(item)), item.version)

@@ -9,12 +9,10 @@ legacy's HTTP API otherwise. Reads always answer from this service's own tables.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-import httpx
 import sqlalchemy as sa
 from aiohttp import web
 
@@ -23,19 +21,12 @@ from extracted.contract.errors import ContractError
 from extracted.contract.http import error_middleware, health_response, json_response
 from extracted.contract.shapes import list_body
 from extracted.contract.validation import parse_page
-from extracted.events import EventBus, OutboxRelay, bus_from_env
-from extracted.inventory.adapters.breaker import DependencyBreaker
-from extracted.inventory.adapters.database import Database, database_url_from_env
-from extracted.inventory.adapters.legacy_stock import NAME, VERSION_HEADER, LegacyStock, make_client
-from extracted.inventory.adapters.local_stock import LocalStock
-from extracted.inventory.adapters.orm import outbox
-from extracted.inventory.adapters.unit_of_work import uow_factory
-from extracted.inventory.config import legacy_url_from_env
-from extracted.inventory.entrypoints import parsing
+from extracted.inventory.adapters.database import Database
+from extracted.inventory.adapters.legacy_stock import VERSION_HEADER
+from extracted.inventory.entrypoints import validation
 from extracted.inventory.service import handlers
 from extracted.inventory.service.ports import StockAnswer, StockPort, UnitOfWorkFactory
 from extracted.inventory.service.views import item_json, reservation_json
-from extracted.stock_authority import Authority, stock_authority
 
 log = logging.getLogger("extracted.inventory.api")
 
@@ -108,7 +99,7 @@ async def reserve(request: web.Request) -> web.Response:
     """POST /api/inventory/{sku}/reservations: 201 new, 200 repeat, 409 conflict/stock."""
     sku = request.match_info["sku"]
     raw = await request.read()
-    order_id, qty = await _validated(request, lambda: parsing.reservation_body(raw))
+    order_id, qty = await _validated(request, lambda: validation.reservation_body(raw))
     return stock_response(await request.app[STOCK].reserve(sku, order_id, qty))
 
 
@@ -126,7 +117,7 @@ async def release(request: web.Request) -> web.Response:
     """DELETE /api/inventory/{sku}/reservations/{order_id}: 204 (also when nothing was held)."""
     sku = request.match_info["sku"]
     raw_id = request.match_info["order_id"]
-    order_id = await _validated(request, lambda: parsing.path_order_id(raw_id))
+    order_id = await _validated(request, lambda: validation.path_order_id(raw_id))
     return stock_response(await request.app[STOCK].release(sku, order_id))
 
 
@@ -134,7 +125,7 @@ async def restock(request: web.Request) -> web.Response:
     """POST /api/inventory/{sku}/restock: 200 item."""
     sku = request.match_info["sku"]
     raw = await request.read()
-    qty = await _validated(request, lambda: parsing.restock_body(raw))
+    qty = await _validated(request, lambda: validation.restock_body(raw))
     return stock_response(await request.app[STOCK].restock(sku, qty))
 
 
@@ -148,66 +139,13 @@ async def healthz(request: web.Request) -> web.Response:
     return health_response(True)
 
 
-def _resources_ctx(
-    bus: EventBus | None, legacy_client: httpx.AsyncClient | None
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def resources(app: web.Application) -> AsyncIterator[None]:
-        try:
-            await asyncio.to_thread(app[DATABASE].ensure_schema)
-        except sa.exc.DBAPIError as exc:
-            # Serve anyway: /healthz says 503 and requests retry the schema once it is back.
-            log.warning("database unavailable at start-up: %s", exc)
-        the_bus = bus if bus is not None else bus_from_env()
-        # Also while the legacy is the authority: rows written before a handoff still go out.
-        relay = OutboxRelay(app[DATABASE].engine, outbox, the_bus)
-        task = asyncio.create_task(relay.run(), name="inventory-outbox-relay")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await the_bus.close()
-            if legacy_client is not None:
-                await legacy_client.aclose()
-            app[DATABASE].dispose()
-
-    return resources
-
-
-def create_app(
-    database: Database | None = None,
-    *,
-    bus: EventBus | None = None,
-    authority: Authority | None = None,
-    legacy_url: str | None = None,
-    legacy_timeout: float = 3.0,
-    legacy_transport: httpx.AsyncBaseTransport | None = None,
-) -> web.Application:
-    """The inventory web application (the one wiring place).
-
-    `database` defaults to `INVENTORY_DATABASE_URL`; `bus` to `bus_from_env()`; `authority` to
-    `STOCK_AUTHORITY`. As the authority, stock writes go to our own tables (`LocalStock`);
-    otherwise to the legacy at `legacy_url` (default `LEGACY_URL`) through `LegacyStock`.
-    Tables are created at start-up and the outbox relay runs for the app's lifetime.
-    """
+def create_app(database: Database, uow: UnitOfWorkFactory, stock: StockPort) -> web.Application:
+    """The inventory API's routes and error answers on the given resources (`bootstrap.build_app`
+    opens and closes them)."""
     app = web.Application(middlewares=[error_middleware(log, _database_outage)])
-    db = database if database is not None else Database(database_url_from_env())
-    app[DATABASE] = db
-    app[UOW] = uow_factory(db)
-    legacy_client: httpx.AsyncClient | None = None
-    if (authority or stock_authority()) == "inventory":
-        app[STOCK] = LocalStock(app[UOW], db.ensure_schema)
-    else:
-        legacy_client = make_client(
-            legacy_url or legacy_url_from_env(),
-            timeout=legacy_timeout,
-            connect_timeout=min(1.0, legacy_timeout),
-            transport=legacy_transport,
-        )
-        breaker = DependencyBreaker(NAME)
-        app[STOCK] = LegacyStock(legacy_client, breaker, app[UOW], db.ensure_schema)
-    app.cleanup_ctx.append(_resources_ctx(bus, legacy_client))
+    app[DATABASE] = database
+    app[UOW] = uow
+    app[STOCK] = stock
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/inventory", list_items)
     app.router.add_get("/api/inventory/{sku}", get_item)

@@ -19,17 +19,13 @@ import sqlalchemy as sa
 from redis.exceptions import RedisError, ResponseError
 
 from extracted.events import bus_from_env
+from extracted.inventory import bootstrap
 from extracted.inventory.adapters.api_reader import ApiReader, UnexpectedAnswer
-from extracted.inventory.adapters.database import Database, database_url_from_env
+from extracted.inventory.adapters.database import Database
 from extracted.inventory.adapters.orm import outbox
 from extracted.inventory.adapters.unit_of_work import uow_factory
 from extracted.inventory.config import legacy_url_from_env, orders_url_from_env
-from extracted.inventory.entrypoints.follow import (
-    DEFAULT_CONSUMER,
-    GROUP,
-    Backoff,
-    Follower,
-)
+from extracted.inventory.entrypoints.follow import DEFAULT_CONSUMER, GROUP, Backoff
 from extracted.inventory.service.backfill import BackfillResult, backfill
 from extracted.inventory.service.check import check_round, handoff_problems, settle
 from extracted.stock_authority import AUTHORITIES, Authority, stock_authority
@@ -151,7 +147,7 @@ def _short(exc: BaseException) -> str:
 
 def serve(host: str, port: int, authority: Authority) -> int:
     """Backfill (waiting for the legacy), then serve until SIGTERM/SIGINT, on uvloop."""
-    db = Database(database_url_from_env())
+    db = bootstrap.open_database()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _SIGNALS}
     try:
@@ -177,9 +173,7 @@ async def _serve(db: Database, host: str, port: int, authority: Authority) -> No
     # Imported here: `sync` does not need the web stack.
     from aiohttp import web
 
-    from extracted.inventory.entrypoints.api import create_app
-
-    runner = web.AppRunner(create_app(db, authority=authority))
+    runner = web.AppRunner(bootstrap.build_app(db, authority=authority))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -199,7 +193,7 @@ async def _serve(db: Database, host: str, port: int, authority: Authority) -> No
 
 def _sync(args: argparse.Namespace, authority: Authority) -> int:
     legacy_url = legacy_url_from_env()
-    db = Database(database_url_from_env())
+    db = bootstrap.open_database()
     try:
         if args.follow:
             return asyncio.run(follow(db, legacy_url, authority, args.consumer))
@@ -221,10 +215,7 @@ def _sync(args: argparse.Namespace, authority: Authority) -> int:
 
 async def follow(db: Database, legacy_url: str, authority: Authority, consumer: str) -> int:
     """Group first, backfill, then consume until SIGTERM/SIGINT (see entrypoints.follow)."""
-    bus = bus_from_env()
-    follower = Follower(
-        bus, uow_factory(db), authority, consumer=consumer, prepare=db.ensure_schema
-    )
+    follower = bootstrap.follower(db, authority, consumer)
     stop_backfill = threading.Event()
 
     async def run() -> None:
@@ -251,7 +242,7 @@ async def follow(db: Database, legacy_url: str, authority: Authority, consumer: 
         pass
     finally:
         stop_backfill.set()
-        await bus.close()
+        await follower.bus.close()
     return 0
 
 
@@ -365,7 +356,7 @@ def _handoff(args: argparse.Namespace, authority: Authority) -> int:
         for step in handoff_steps(to):
             print(f"  {step}")
         return 0
-    db = Database(database_url_from_env())
+    db = bootstrap.open_database()
     try:
         db.ensure_schema()
         pending = asyncio.run(_pending([LEGACY_GROUP, GROUP]))

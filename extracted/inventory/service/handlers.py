@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from extracted.inventory.domain.commands import Release, Reserve, Restock
 from extracted.inventory.domain.errors import ItemNotFound
 from extracted.inventory.domain.model import Item, Reservation
 from extracted.inventory.service.ports import UnitOfWorkFactory
@@ -17,31 +18,6 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """Now as a naive UTC datetime at second precision (how timestamps are stored)."""
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-@dataclass(frozen=True)
-class Reserve:
-    """Command: hold `qty` units of `sku` for `order_id`."""
-
-    sku: str
-    order_id: int
-    qty: int
-
-
-@dataclass(frozen=True)
-class Release:
-    """Command: drop `order_id`'s reservation of `sku`."""
-
-    sku: str
-    order_id: int
-
-
-@dataclass(frozen=True)
-class Restock:
-    """Command: add `qty` units to `sku`'s on_hand."""
-
-    sku: str
-    qty: int
 
 
 @dataclass(frozen=True)

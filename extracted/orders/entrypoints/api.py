@@ -22,7 +22,7 @@ from extracted.orders.entrypoints.validation import (
     parse_order_id,
     parse_place_order,
 )
-from extracted.orders.service import orders as use_cases
+from extracted.orders.service import handlers as use_cases
 from extracted.orders.service.ports import CustomersPort, InventoryPort, LegacyOrdersPort
 from extracted.orders.service.unit_of_work import UnitOfWork
 

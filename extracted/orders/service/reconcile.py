@@ -7,7 +7,7 @@ import logging
 import time
 
 from extracted.orders.domain.model import OrderStatus
-from extracted.orders.service.orders import Clock, abandon
+from extracted.orders.service.handlers import Clock, abandon
 from extracted.orders.service.ports import InventoryPort
 from extracted.orders.service.unit_of_work import UnitOfWork
 

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from extracted.events import INVENTORY_CHANGED, Event, EventBus, RedisStreamBus, SqliteLogBus
 from extracted.inventory.adapters.database import Database
 from extracted.inventory.adapters.unit_of_work import uow_factory
+from extracted.inventory.bootstrap import build_app
 from extracted.inventory.domain import Item
-from extracted.inventory.entrypoints.api import create_app
 from tests.support import procs
 
 ITEM_KEYS = ["sku", "name", "price_cents", "on_hand", "reserved", "available"]
@@ -33,7 +33,7 @@ def seeded_db(tmp_path: Path) -> Database:
 
 
 async def start(db: Database, bus: EventBus) -> TestClient:
-    client = TestClient(TestServer(create_app(db, bus=bus, authority="inventory")))
+    client = TestClient(TestServer(build_app(db, bus=bus, authority="inventory")))
     await client.start_server()
     return client
 

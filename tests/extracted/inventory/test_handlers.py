@@ -17,10 +17,10 @@ from extracted.inventory.domain import (
     Restocked,
 )
 from extracted.inventory.domain.backfill import Progress
+from extracted.inventory.domain.commands import Release, Reserve, Restock
 from extracted.inventory.service import handlers
 from extracted.inventory.service.backfill import backfill
 from extracted.inventory.service.check import check_round, handoff_problems, settle
-from extracted.inventory.service.handlers import Release, Reserve, Restock
 from extracted.inventory.service.views import item_json
 from tests.extracted.inventory.fakes import FakeDatabase, FakeLegacy
 

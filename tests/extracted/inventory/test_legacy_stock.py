@@ -23,8 +23,8 @@ from extracted.inventory.adapters.api_reader import ApiReader
 from extracted.inventory.adapters.database import Database
 from extracted.inventory.adapters.orm import outbox
 from extracted.inventory.adapters.unit_of_work import uow_factory
+from extracted.inventory.bootstrap import build_app
 from extracted.inventory.domain import Item
-from extracted.inventory.entrypoints.api import create_app
 from extracted.inventory.service import handlers
 from extracted.inventory.service.backfill import backfill
 from tests.support import procs
@@ -56,7 +56,7 @@ def outbox_rows(db: Database) -> int:
 
 
 async def start(db: Database, tmp_path: Path, **kwargs: object) -> TestClient:
-    app = create_app(db, bus=SqliteLogBus(tmp_path / "events.db"), authority="legacy", **kwargs)  # type: ignore[arg-type]
+    app = build_app(db, bus=SqliteLogBus(tmp_path / "events.db"), authority="legacy", **kwargs)  # type: ignore[arg-type]
     client = TestClient(TestServer(app))
     await client.start_server()
     return client

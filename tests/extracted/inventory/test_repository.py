@@ -19,9 +19,9 @@ from extracted.inventory.adapters.orm import items, outbox
 from extracted.inventory.adapters.unit_of_work import uow_factory
 from extracted.inventory.domain import InsufficientStock, Item, ItemState, Origin
 from extracted.inventory.domain.backfill import Progress
+from extracted.inventory.domain.commands import Release, Reserve, Restock
 from extracted.inventory.service import handlers, read_copy
 from extracted.inventory.service.backfill import backfill
-from extracted.inventory.service.handlers import Release, Reserve, Restock
 from tests.extracted.inventory.fakes import FakeLegacy
 
 NOW = datetime(2026, 1, 1, 12, 0, 0)

@@ -17,7 +17,7 @@ from extracted.orders.adapters.unit_of_work import SqlUnitOfWork
 from extracted.orders.domain.commands import CancelOrder, LineRequest, PlaceOrder
 from extracted.orders.domain.errors import DependencyUnavailable
 from extracted.orders.domain.model import Order, OrderLine, OrderStatus, Origin
-from extracted.orders.service import orders as uc
+from extracted.orders.service import handlers as uc
 from extracted.orders.service.unit_of_work import KeyAlreadyStored, StoredAnswer, SyncProgress
 from tests.extracted.orders.fakes import FakeCustomers, FakeInventory, FakeItem
 

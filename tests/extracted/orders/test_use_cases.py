@@ -17,7 +17,7 @@ from extracted.orders.domain.errors import (
 from extracted.orders.domain.events import OrderCancelled, OrderPlaced
 from extracted.orders.domain.idempotency import UNPARSABLE, KeyRecord
 from extracted.orders.domain.model import Order, OrderLine, OrderStatus, Origin
-from extracted.orders.service import orders as uc
+from extracted.orders.service import handlers as uc
 from extracted.orders.service.reconcile import reconcile
 from tests.extracted.orders.fakes import (
     FakeCustomers,
