@@ -69,13 +69,15 @@ class OutboxRelay:
         table: sa.Table,
         bus: EventBus,
         *,
-        poll_interval: float = 0.2,
+        poll_interval: float = 0.05,
+        idle_interval: float = 0.4,
         batch: int = 100,
     ) -> None:
         self.engine = engine
         self.table = table
         self.bus = bus
         self.poll_interval = poll_interval
+        self.idle_interval = max(idle_interval, poll_interval)
         self.batch = batch
 
     async def relay_once(self) -> int:
@@ -102,8 +104,13 @@ class OutboxRelay:
         return published
 
     async def run(self) -> None:
-        """Relay until cancelled; bus or database errors are logged and retried with backoff."""
+        """Relay until cancelled; bus or database errors are logged and retried with backoff.
+
+        While rows keep coming it looks again every `poll_interval`; each empty look doubles the
+        wait up to `idle_interval`, so an idle stack costs a couple of cheap queries a second.
+        """
         backoff = self.poll_interval
+        wait = self.poll_interval
         while True:
             try:
                 n = await self.relay_once()
@@ -115,8 +122,10 @@ class OutboxRelay:
                 backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
                 continue
             backoff = self.poll_interval
-            if n < self.batch:
-                await asyncio.sleep(self.poll_interval)
+            if n >= self.batch:
+                continue  # a backlog: straight on
+            wait = self.poll_interval if n else min(wait * 2, self.idle_interval)
+            await asyncio.sleep(wait)
 
     def unpublished_count(self) -> int:
         """Rows not yet published (a health/metrics figure)."""

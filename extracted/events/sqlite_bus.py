@@ -22,7 +22,7 @@ from extracted.events.schema import Event
 DEFAULT_PATH = "var/events.db"
 DEFAULT_CLAIM_IDLE_MS = 30_000
 _POLL_MIN_S = 0.02
-_POLL_MAX_S = 0.2
+_POLL_MAX_S = 0.25
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -68,6 +68,8 @@ class SqliteLogBus(EventParking, EventBus):
         # per (group, consumer): how far its own backlog (pending from an earlier life) was
         # handed out again; None once drained (parked entries stay pending, so a cursor is needed)
         self._backlog: dict[tuple[str, str], int | None] = {}
+        # per (group, consumer): the current wait between empty looks (see `read`)
+        self._delay: dict[tuple[str, str], float] = {}
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -104,19 +106,41 @@ class SqliteLogBus(EventParking, EventBus):
     ) -> list[Delivery]:
         """Own pending first, then idle entries of any consumer, then new ones (polls until block_ms)."""
         deadline = time.monotonic() + max(block_ms, 0) / 1000
-        delay = _POLL_MIN_S
+        # The wait between empty looks grows across calls while the log stays idle, and each look
+        # is a read-only query: the write lock is taken only when there is something to hand out.
+        key = (group, consumer)
         while True:
-            rows, gone = await asyncio.to_thread(self._run, self._take, group, consumer, count)
+            rows: list[_Row] = []
+            gone: list[str] = []
+            if await asyncio.to_thread(self._run, self._has_work, group, consumer):
+                rows, gone = await asyncio.to_thread(self._run, self._take, group, consumer, count)
             deliveries = self._to_deliveries(rows)
             if gone:
                 await self.ack(group, gone)
             if rows or gone:
+                self._delay[key] = _POLL_MIN_S
                 return deliveries
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
+            delay = self._delay.get(key, _POLL_MIN_S)
             await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, _POLL_MAX_S)
+            self._delay[key] = min(delay * 2, _POLL_MAX_S)
+
+    def _has_work(self, conn: sqlite3.Connection, group: str, consumer: str) -> bool:
+        """Whether `_take` could hand anything out (read-only; no write lock)."""
+        if self._backlog.get((group, consumer), 0) is not None:
+            return True  # the consumer's own backlog is read (once) by `_take`
+        row = conn.execute('SELECT last_id FROM groups WHERE "group" = ?', (group,)).fetchone()
+        last_id = row[0] if row else 0
+        if conn.execute("SELECT 1 FROM log WHERE id > ? LIMIT 1", (last_id,)).fetchone():
+            return True
+        idle_since = time.time() - self.claim_idle_ms / 1000
+        claimable = conn.execute(
+            'SELECT 1 FROM pending WHERE "group" = ? AND claimed_at <= ? LIMIT 1',
+            (group, idle_since),
+        ).fetchone()
+        return claimable is not None
 
     def _to_deliveries(self, rows: list[_Row]) -> list[Delivery]:
         deliveries = []
