@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import CursorResult, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -218,8 +218,8 @@ def reserve(
         )
         s.add(reservation)
         s.flush()
-        answer = reservation_json(reservation)
-    return 201, answer, s.info[VERSIONS][sku]
+        created = reservation_json(reservation)
+    return 201, created, s.info[VERSIONS][sku]
 
 
 def _hold(s: Session, sku: str, order_id: int, qty: int) -> None:
@@ -235,6 +235,16 @@ def _unhold(s: Session, sku: str, order_id: int) -> None:
     held = s.get(Reservation, (sku, order_id))
     if held is not None:
         s.delete(held)
+
+
+def _holding(sku: str, order_id: int, qty: int) -> Callable[[Session, Item], None]:
+    """The read-copy change `_own_write` applies for a reservation the authority confirmed."""
+    return lambda s, _item: _hold(s, sku, order_id, qty)
+
+
+def _unholding(sku: str, order_id: int) -> Callable[[Session, Item], None]:
+    """The read-copy change `_own_write` applies for a release the authority confirmed."""
+    return lambda s, _item: _unhold(s, sku, order_id)
 
 
 def apply_own_write(
@@ -431,7 +441,7 @@ def _finish_cancel(
             order.status = CANCELLED
             order.origin = ORIGIN
             for sku, version in released.items():
-                _own_write(s, db, sku, version, lambda s_, _i, sku=sku: _unhold(s_, sku, order_id))
+                _own_write(s, db, sku, version, _unholding(sku, order_id))
             s.add_all(StockOp(sku=sku, order_id=order_id, created_at=utcnow()) for sku in owed)
         s.execute(delete(CancelRequest).where(CancelRequest.order_id == order_id))
         s.flush()
@@ -651,10 +661,14 @@ def _place_remote(
         abandon_pending(db, stock, order_id)
         raise
     with db.write() as s:
-        claimed = s.execute(
-            delete(PendingOrder).where(
-                PendingOrder.order_id == order_id, PendingOrder.state == "pending"
-            )
+        # A bulk DELETE answers a CursorResult (Session.execute is typed for SELECTs).
+        claimed = cast(
+            "CursorResult[Any]",
+            s.execute(
+                delete(PendingOrder).where(
+                    PendingOrder.order_id == order_id, PendingOrder.state == "pending"
+                )
+            ),
         )
         if claimed.rowcount == 1:
             order = _store_order(db, s, order_id, cmd.customer_id, lines, versions)
@@ -717,13 +731,7 @@ def _store_order(
     s.flush()
     s.add_all(rows)
     for line in rows:
-        _own_write(
-            s,
-            db,
-            line.sku,
-            versions[line.sku],
-            lambda s_, _i, ln=line: _hold(s_, ln.sku, order_id, ln.qty),
-        )
+        _own_write(s, db, line.sku, versions[line.sku], _holding(line.sku, order_id, line.qty))
     s.flush()
     return order_json(order, rows)
 
@@ -799,7 +807,7 @@ def reconcile(db: Database, stock: RemoteStock, *, grace: dt.timedelta) -> int:
         except errors.ShopError:
             break  # the authority is still away: keep the queue, try again later
         with db.write() as s:
-            _own_write(s, db, sku, version, lambda s_, _i, sku=sku, o=order_id: _unhold(s_, sku, o))
+            _own_write(s, db, sku, version, _unholding(sku, order_id))
             s.execute(delete(StockOp).where(StockOp.id == op_id))
         done += 1
     with db.write() as s:

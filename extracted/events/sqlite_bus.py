@@ -14,10 +14,14 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from extracted.events.base import Delivery, EventBus, EventParking
 from extracted.events.schema import Event
+
+_T = TypeVar("_T")
 
 DEFAULT_PATH = "var/events.db"
 DEFAULT_CLAIM_IDLE_MS = 30_000
@@ -89,7 +93,7 @@ class SqliteLogBus(EventParking, EventBus):
             self._conn = conn
         return self._conn
 
-    def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         with self._lock:
             return fn(self._connect(), *args)
 

@@ -125,7 +125,8 @@ def _add_missing_columns(conn: sa.Connection) -> None:
                 column = table.c[name]
                 kind = column.type.compile(dialect=conn.dialect)
                 quoted = conn.dialect.identifier_preparer.quote(name)
-                default = column.server_default.arg if column.server_default else None  # type: ignore[attr-defined]
+                clause = column.server_default
+                default = clause.arg if isinstance(clause, sa.DefaultClause) else None
                 conn.execute(
                     sa.text(
                         f"ALTER TABLE {table_name} ADD COLUMN {quoted} {kind} NOT NULL "
