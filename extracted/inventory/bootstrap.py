@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import httpx
 import sqlalchemy as sa
 
+from extracted.dependency import make_client
 from extracted.events import EventBus, OutboxRelay, bus_from_env
 from extracted.inventory.adapters.breaker import DependencyBreaker
 from extracted.inventory.adapters.database import Database, database_url_from_env
-from extracted.inventory.adapters.legacy_stock import NAME, LegacyStock, make_client
+from extracted.inventory.adapters.legacy_stock import NAME, LegacyStock
 from extracted.inventory.adapters.local_stock import LocalStock
 from extracted.inventory.adapters.orm import outbox
 from extracted.inventory.adapters.unit_of_work import uow_factory

@@ -12,12 +12,12 @@ import httpx
 import sqlalchemy as sa
 from aiohttp import web
 
+from extracted.dependency import make_client
 from extracted.events import OutboxRelay, bus_from_env
 from extracted.orders.adapters.breaker import DependencyBreaker
 from extracted.orders.adapters.crash import CrashAfterFirstReserve
 from extracted.orders.adapters.customers_client import HttpCustomers
 from extracted.orders.adapters.db import make_engine
-from extracted.orders.adapters.http import make_client
 from extracted.orders.adapters.inventory_client import HttpInventory
 from extracted.orders.adapters.legacy_orders import HttpLegacyOrders
 from extracted.orders.adapters.orm import create_tables, outbox

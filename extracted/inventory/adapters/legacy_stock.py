@@ -17,7 +17,8 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from extracted.inventory.adapters.breaker import DependencyBreaker, DependencyFailure
+from extracted.dependency import DependencyFailure
+from extracted.inventory.adapters.breaker import DependencyBreaker
 from extracted.inventory.service import read_copy
 from extracted.inventory.service.ports import StockAnswer, UnitOfWorkFactory
 
@@ -25,22 +26,6 @@ log = logging.getLogger("extracted.inventory.legacy_stock")
 
 NAME = "legacy"
 VERSION_HEADER = "X-Stock-Version"
-
-
-def make_client(
-    base_url: str,
-    *,
-    timeout: float = 3.0,
-    connect_timeout: float = 1.0,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """An AsyncClient for the legacy, with bounded connect and total timeouts."""
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        transport=transport,
-        headers={"Accept": "application/json"},
-    )
 
 
 def _segment(value: str | int) -> str:

@@ -7,28 +7,13 @@ from urllib.parse import quote
 
 import httpx
 
-from extracted.orders.adapters.breaker import DependencyBreaker, DependencyFailure
+from extracted.dependency import DependencyFailure
+from extracted.orders.adapters.breaker import DependencyBreaker
 
 
 def segment(value: str | int) -> str:
     """A value quoted as one path segment (a sku may hold any character)."""
     return quote(str(value), safe="")
-
-
-def make_client(
-    base_url: str,
-    *,
-    timeout: float = 3.0,
-    connect_timeout: float = 1.0,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """An AsyncClient for one dependency, with bounded connect and total timeouts."""
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        transport=transport,
-        headers={"Accept": "application/json"},
-    )
 
 
 async def exchange(

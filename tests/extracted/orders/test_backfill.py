@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from extracted.contract.shapes import NEW_SERVICES_ID_FLOOR
+from extracted.dependency import make_client
 from extracted.orders.adapters.breaker import DependencyBreaker
 from extracted.orders.adapters.db import make_engine
-from extracted.orders.adapters.http import make_client
 from extracted.orders.adapters.legacy_orders import HttpLegacyOrders
 from extracted.orders.adapters.orm import create_tables, orders
 from extracted.orders.adapters.unit_of_work import SqlUnitOfWork

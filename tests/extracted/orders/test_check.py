@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestServer
 
+from extracted.dependency import make_client
 from extracted.events import SqliteLogBus, order_event
 from extracted.orders.adapters.breaker import DependencyBreaker
 from extracted.orders.adapters.db import make_engine
-from extracted.orders.adapters.http import make_client
 from extracted.orders.adapters.legacy_orders import HttpLegacyOrders
 from extracted.orders.adapters.orm import create_tables
 from extracted.orders.adapters.stock_reader import HttpStock

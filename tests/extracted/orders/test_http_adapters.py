@@ -11,10 +11,10 @@ import httpx
 import pytest
 from aiohttp.test_utils import TestServer
 
+from extracted.dependency import make_client
 from extracted.orders.adapters import stock_reader
 from extracted.orders.adapters.breaker import DependencyBreaker
 from extracted.orders.adapters.customers_client import HttpCustomers
-from extracted.orders.adapters.http import make_client
 from extracted.orders.adapters.inventory_client import HttpInventory
 from extracted.orders.adapters.legacy_orders import HttpLegacyOrders
 from extracted.orders.adapters.stock_reader import HttpStock
