@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from gateway.hop_by_hop import HOP_BY_HOP
+
 __all__ = [
     "Answer",
     "InFlight",
@@ -37,18 +39,8 @@ CLAIM_SLACK = 30.0  # seconds an in-flight claim outlives the longest exchange i
 
 # Response headers never stored: hop-by-hop (RFC 9110 §7.6.1), framing the replay recomputes, the
 # gateway's own, and Set-Cookie (a session must not be handed to whoever replays the key).
-_NOT_STORED = frozenset(
+_NOT_STORED = HOP_BY_HOP | frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
         "content-length",
         "date",
         "set-cookie",

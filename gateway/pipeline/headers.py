@@ -9,27 +9,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.hop_by_hop import HOP_BY_HOP
+
 if TYPE_CHECKING:
     from gateway.runtime import Snapshot, Target
     from gateway.upstream import UpstreamResponse
 
 __all__ = ["HOP_BY_HOP", "RESPONSE_DROP", "RESPONSE_DROP_BYTES", "upstream_headers"]
 
-# RFC 9110 §7.6.1 hop-by-hop fields, plus framing the upstream layer sets itself.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 REQUEST_DROP = HOP_BY_HOP | {
     "content-length",
     "x-forwarded-for",
